@@ -1,0 +1,157 @@
+"""`CharDataModule`: a text corpus as random training windows and fixed evaluation windows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+from chargpt.data.corpus import CorpusError, ensure_corpus, get_corpus, read_text
+from chargpt.data.tokenizer import CharTokenizer
+
+
+class RandomWindows(IterableDataset):
+    """An endless stream of batches of random windows: x = t[i:i+T], y = t[i+1:i+T+1].
+
+    Whole batches are cut with one gather, not a Python loop per element, and drawn from
+    a generator of its own so the order depends only on the seed.
+    """
+
+    def __init__(self, tokens: Tensor, block_size: int, batch_size: int, seed: int) -> None:
+        self.tokens = tokens
+        self.block_size = block_size
+        self.batch_size = batch_size
+        self.seed = seed
+        self.offsets = torch.arange(block_size + 1)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed + _worker_id())
+        last_start = len(self.tokens) - self.block_size - 1
+        while True:
+            starts = torch.randint(last_start + 1, (self.batch_size,), generator=generator)
+            windows = self.tokens[starts.unsqueeze(1) + self.offsets].long()  # (B, T+1)
+            yield windows[:, :-1], windows[:, 1:]
+
+
+def fixed_windows(tokens: Tensor, block_size: int) -> TensorDataset:
+    """Consecutive non-overlapping windows from the start of a split: the same in every run."""
+    count = (len(tokens) - 1) // block_size
+    starts = torch.arange(count) * block_size
+    windows = tokens[starts.unsqueeze(1) + torch.arange(block_size + 1)].long()
+    return TensorDataset(windows[:, :-1], windows[:, 1:])
+
+
+def _worker_id() -> int:
+    info = torch.utils.data.get_worker_info()
+    return 0 if info is None else info.id
+
+
+class CharDataModule(L.LightningDataModule):
+    """A named corpus (`corpus`) or any UTF-8 file (`path`), split by position into train/val/test."""
+
+    def __init__(
+        self,
+        corpus: str | None = "shakespeare",
+        path: str | None = None,
+        data_dir: str = "data",
+        block_size: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int = 128,
+        splits: Sequence[float] = (0.9, 0.05, 0.05),
+        seed: int = 1337,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        if (corpus is None) == (path is None):
+            raise CorpusError(
+                "set exactly one of data.corpus (a named corpus) and data.path (a text file)"
+            )
+        if corpus is not None:
+            get_corpus(corpus)  # an unknown name fails now, not after the model is built
+        for key, value in (
+            ("block_size", block_size),
+            ("batch_size", batch_size),
+            ("eval_batch_size", eval_batch_size),
+        ):
+            if value <= 0:
+                raise ValueError(f"data.{key}={value}: must be a positive integer")
+        if len(splits) != 3 or min(splits) <= 0 or abs(sum(splits) - 1.0) > 1e-6:
+            raise ValueError(
+                f"data.splits={list(splits)}: must be three positive fractions "
+                "(train, val, test) that sum to 1"
+            )
+        self.corpus = corpus
+        self.path = path
+        self.data_dir = data_dir
+        self.block_size = block_size
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.splits = tuple(splits)
+        self.seed = seed
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.tokenizer: CharTokenizer | None = None
+        self.train_tokens = self.val_tokens = self.test_tokens = None
+
+    @property
+    def text_path(self) -> str:
+        if self.path is not None:
+            return self.path
+        return str(ensure_corpus(get_corpus(self.corpus), self.data_dir))
+
+    def prepare_data(self) -> None:
+        if self.corpus is not None:
+            ensure_corpus(get_corpus(self.corpus), self.data_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenizer is not None:
+            return  # run.py sets up early to read vocab_size; the Trainer calls again
+        text = read_text(self.text_path)
+        tokenizer = CharTokenizer.from_text(text)
+        if tokenizer.vocab_size < 2:
+            raise CorpusError(
+                f"{self.text_path} holds a single distinct character: there is nothing to learn"
+            )
+        tokens = tokenizer.encode_tensor(text)
+        n_train = int(self.splits[0] * len(tokens))
+        n_val = int(self.splits[1] * len(tokens))
+        parts = tokens[:n_train], tokens[n_train : n_train + n_val], tokens[n_train + n_val :]
+        for name, part in zip(("train", "val", "test"), parts):
+            if len(part) < self.block_size + 1:
+                raise CorpusError(
+                    f"the {name} split has {len(part)} characters, fewer than "
+                    f"block_size + 1 = {self.block_size + 1}: lower model.block_size "
+                    "or use a longer text"
+                )
+        self.train_tokens, self.val_tokens, self.test_tokens = parts
+        self.tokenizer = tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        if self.tokenizer is None:
+            raise RuntimeError("call setup() before reading vocab_size")
+        return self.tokenizer.vocab_size
+
+    def train_dataloader(self) -> DataLoader:
+        windows = RandomWindows(self.train_tokens, self.block_size, self.batch_size, self.seed)
+        return self._loader(windows, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(fixed_windows(self.val_tokens, self.block_size), self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(fixed_windows(self.test_tokens, self.block_size), self.eval_batch_size)
+
+    def _loader(self, dataset, batch_size: int | None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )

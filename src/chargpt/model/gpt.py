@@ -1,0 +1,257 @@
+"""A GPT language model in plain PyTorch, read top to bottom: norms, attention, MLP, block, GPT.
+
+Shapes: B batch, T time (sequence), C channels (d_model), nh heads, hs head size, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from chargpt.model.config import GPTConfig
+from chargpt.model.sampling import check_sampling_args, sample_next
+
+
+def make_norm(config: GPTConfig) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(config.d_model)
+    return nn.LayerNorm(config.d_model, bias=config.bias)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def _heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, T, C) -> (B, nh, T, hs)
+        return tuple(t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = self._heads(x)
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, nh, T, hs) -> (B, T, C)
+        return self.resid_dropout(self.proj(y))
+
+    def attention_weights(self, x: Tensor) -> Tensor:
+        """The causal attention pattern (B, nh, T, T) that `forward` applies, for analysis."""
+        T = x.size(1)
+        q, k, _ = self._heads(x)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, nh, T, T)
+        future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
+
+
+class GeluMLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(config.d_model, config.mlp_hidden, bias=config.bias)
+        self.proj = nn.Linear(config.mlp_hidden, config.d_model, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+class SwiGLUMLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        # Gate and value projections fused into one matmul.
+        self.fc = nn.Linear(config.d_model, 2 * config.mlp_hidden, bias=config.bias)
+        self.proj = nn.Linear(config.mlp_hidden, config.d_model, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, value = self.fc(x).chunk(2, dim=-1)
+        return self.dropout(self.proj(F.silu(gate) * value))
+
+
+MLP_TYPES: dict[str, type[nn.Module]] = {"gelu": GeluMLP, "swiglu": SwiGLUMLP}
+
+
+class Block(nn.Module):
+    """One transformer layer, with the norm before (pre) or after (post) each residual branch.
+
+    pre:  x = x + attn(norm1(x));  x = x + mlp(norm2(x))     (GPT-2; needs a final norm)
+    post: x = norm1(x + attn(x));  x = norm2(x + mlp(x))     (the original Transformer)
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.pre_norm = config.norm_position == "pre"
+        self.norm1 = make_norm(config)
+        self.attn = CausalSelfAttention(config)
+        self.norm2 = make_norm(config)
+        self.mlp = MLP_TYPES[config.mlp](config)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.pre_norm:
+            x = x + self.attn(self.norm1(x))
+            return x + self.mlp(self.norm2(x))
+        x = self.norm1(x + self.attn(x))
+        return self.norm2(x + self.mlp(x))
+
+    def attention_input(self, x: Tensor) -> Tensor:
+        return self.norm1(x) if self.pre_norm else x
+
+
+def sinusoidal_positions(block_size: int, d_model: int) -> Tensor:
+    """The fixed sin/cos position table of "Attention Is All You Need", (T, C)."""
+    position = torch.arange(block_size).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(block_size, d_model)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: d_model // 2])
+    return table
+
+
+@dataclass
+class Internals:
+    """What `GPT.inspect` returns: logits and, per layer, hidden states and attention patterns."""
+
+    logits: Tensor  # (B, T, V)
+    hidden_states: list[Tensor]  # n_layer + 1 tensors (B, T, C): the embeddings, then each block
+    attentions: list[Tensor]  # n_layer tensors (B, nh, T, T)
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)
+        if config.pos_encoding == "learned":
+            self.position_embedding = nn.Embedding(config.block_size, config.d_model)
+        else:
+            # A buffer, not a parameter: fixed, yet it moves with .to(device) and is saved.
+            self.register_buffer(
+                "position_table", sinusoidal_positions(config.block_size, config.d_model)
+            )
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        # Post-norm blocks already end in a norm; pre-norm leaves the residual stream unnormalised.
+        self.final_norm = make_norm(config) if config.norm_position == "pre" else nn.Identity()
+        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.apply(self._init_weights)
+        # Residual branches add up over 2·n_layer outputs; scaling keeps the stream's variance flat.
+        residual_std = 0.02 / math.sqrt(2 * config.n_layer)
+        for block in self.blocks:
+            nn.init.normal_(block.attn.proj.weight, mean=0.0, std=residual_std)
+            nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
+        if config.tie_weights:
+            self.head.weight = self.token_embedding.weight
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def embed(self, idx: Tensor) -> Tensor:
+        T = idx.size(1)
+        if self.config.block_size < T:
+            raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
+        x = self.token_embedding(idx)  # (B, T, C)
+        if self.config.pos_encoding == "learned":
+            x = x + self.position_embedding(torch.arange(T, device=idx.device))
+        else:
+            x = x + self.position_table[:T]
+        return self.dropout(x)
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """idx (B, T) token ids -> logits (B, T, V), and the mean cross-entropy if targets given."""
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.head(self.final_norm(x))
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss
+
+    @torch.no_grad()
+    def inspect(self, idx: Tensor) -> Internals:
+        """Run the model and keep every layer's hidden state and attention pattern."""
+        x = self.embed(idx)
+        hidden_states, attentions = [x], []
+        for block in self.blocks:
+            attentions.append(block.attn.attention_weights(block.attention_input(x)))
+            x = block(x)
+            hidden_states.append(x)
+        return Internals(self.head(self.final_norm(x)), hidden_states, attentions)
+
+    def num_parameters(self) -> int:
+        """Trainable parameters; a tied embedding/head matrix counts once."""
+        return sum(p.numel() for p in self.parameters())
+
+    def parameter_breakdown(self) -> dict[str, int]:
+        """Parameters per component; they add up to `num_parameters()` (a tied head counts 0)."""
+        components = {
+            "token_embedding": 0,
+            "position_embedding": 0,
+            "attention": 0,
+            "mlp": 0,
+            "norms": 0,
+            "head": 0,
+        }
+        for name, p in self.named_parameters():  # shared parameters are listed once
+            components[_component_of(name)] += p.numel()
+        return components
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        stop_token: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Extend idx (B, T) by up to max_new_tokens sampled tokens; call `eval()` first.
+
+        The context is cropped to the last block_size tokens. Generation ends early once every
+        row has produced `stop_token` (kept in the output); rows that finished earlier are padded
+        with it.
+        """
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens={max_new_tokens}: must be >= 0")
+        check_sampling_args(self.config.vocab_size, temperature, top_k, top_p)
+        finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
+        for _ in range(max_new_tokens):
+            logits, _ = self(idx[:, -self.config.block_size :])
+            next_token = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
+            if stop_token is not None:
+                next_token = next_token.masked_fill(finished, stop_token)
+                finished |= next_token == stop_token
+            idx = torch.cat((idx, next_token), dim=1)
+            if stop_token is not None and bool(finished.all()):
+                break
+        return idx
+
+
+def _component_of(parameter_name: str) -> str:
+    if parameter_name.startswith("token_embedding"):
+        return "token_embedding"
+    if parameter_name.startswith("position_embedding"):
+        return "position_embedding"
+    if parameter_name.startswith("head"):
+        return "head"
+    if ".attn." in parameter_name:
+        return "attention"
+    if ".mlp." in parameter_name:
+        return "mlp"
+    return "norms"

@@ -1,0 +1,68 @@
+"""Callbacks: a text sample at every validation, so progress can be read as well as plotted."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from chargpt.training.module import GPTLightningModule
+
+
+class SampleCallback(L.Callback):
+    """Generate from a fixed prompt with a fixed seed after each validation; print and log it.
+
+    The same prompt and seed every time make successive samples differ only through the model.
+    """
+
+    def __init__(
+        self,
+        prompt: str = "\n",
+        max_new_tokens: int = 200,
+        temperature: float = 0.8,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.prompt = prompt
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_k = top_k
+        self.top_p = top_p
+        self.seed = seed
+        self.rows: list[list] = []
+        self.last_sample: str | None = None
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GPTLightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        text = self.sample(pl_module)
+        self.last_sample = text
+        pl_module.print(f"\n--- sample at step {trainer.global_step} ---\n{text}\n---")
+        self.rows.append([trainer.global_step, text])
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                # wandb tables are immutable: log the whole history as a new version each time.
+                logger.log_text(key="samples", columns=["step", "text"], data=list(self.rows))
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_text("samples", text, trainer.global_step)
+
+    def sample(self, pl_module: GPTLightningModule) -> str:
+        tokenizer = pl_module.tokenizer
+        prompt = torch.tensor([tokenizer.encode(self.prompt)], device=pl_module.device)
+        generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        was_training = pl_module.training
+        pl_module.eval()
+        out = pl_module.model.generate(
+            prompt,
+            self.max_new_tokens,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            generator=generator,
+        )
+        pl_module.train(was_training)
+        return tokenizer.decode(out[0].tolist())

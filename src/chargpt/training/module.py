@@ -1,0 +1,72 @@
+"""`GPTLightningModule`: trains a `GPT` and saves everything a checkpoint needs to rebuild it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from chargpt.data.tokenizer import CharTokenizer
+from chargpt.model import GPT, GPTConfig
+from chargpt.training.optim import OptimizerConfig, ScheduleConfig, build_optimizer
+
+
+class GPTLightningModule(L.LightningModule):
+    """Receives plain data only (model config, optimizer and schedule settings, vocabulary).
+
+    Those are saved as hyperparameters, so a `.ckpt` alone rebuilds the model and its tokenizer.
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        tokenizer: dict[str, Any],
+    ) -> None:
+        super().__init__()
+        # The wiring layer logs the whole run config; logging these again would shadow its keys.
+        self.save_hyperparameters(logger=False)
+        self.model_config = GPTConfig(**model)
+        self.optimizer_config = OptimizerConfig(**optimizer)
+        self.schedule = ScheduleConfig(**scheduler)
+        self.tokenizer = CharTokenizer.from_dict(tokenizer)
+        if self.tokenizer.vocab_size != self.model_config.vocab_size:
+            raise ValueError(
+                f"the tokenizer has {self.tokenizer.vocab_size} characters but "
+                f"model.vocab_size={self.model_config.vocab_size}"
+            )
+        self.model = GPT(self.model_config)
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        return self.model(idx, targets)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        _, loss = self.model(x, y)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], split: str) -> None:
+        x, y = batch
+        _, loss = self.model(x, y)
+        # Equal-sized windows: the mean over batches, weighted by batch size, is the mean per char.
+        self.log(f"{split}/loss", loss, prog_bar=True, batch_size=x.size(0))
+        self.log(f"{split}/bpc", loss / math.log(2), batch_size=x.size(0))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.model, self.optimizer_config)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule.lr_factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }

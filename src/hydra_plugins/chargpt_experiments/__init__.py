@@ -1,0 +1,76 @@
+"""Hydra plugins that mount the project's `experiments/` folder as the config group `experiment`.
+
+Hydra maps a group to a sub-folder of a search-path root, and relative `file://` entries resolve
+against the working directory. This source serves `experiments/NAME.yaml` as `experiment/NAME`,
+found beside the primary config folder (`conf/`), so `python run.py experiment=NAME` works from
+any directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hydra._internal.core_plugins.file_config_source import FileConfigSource
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.core.object_type import ObjectType
+from hydra.plugins.config_source import ConfigLoadError, ConfigResult
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+GROUP = "experiment"
+SCHEME = "chargpt-experiments"
+
+
+class ExperimentsConfigSource(FileConfigSource):
+    """A folder of configs served as the single group `experiment`."""
+
+    @staticmethod
+    def scheme() -> str:
+        return SCHEME
+
+    def _inside(self, config_path: str) -> str | None:
+        """The path inside the folder for a path under the group, None for any other path."""
+        head, _, rest = config_path.strip("/").partition("/")
+        return rest if head == GROUP else None
+
+    def load_config(self, config_path: str) -> ConfigResult:
+        inner = self._inside(config_path)
+        if not inner:
+            raise ConfigLoadError(f"Config not found : {config_path}")
+        return super().load_config(inner)
+
+    def is_group(self, config_path: str) -> bool:
+        if config_path.strip("/") == "":
+            return True
+        inner = self._inside(config_path)
+        return inner is not None and super().is_group(inner)
+
+    def is_config(self, config_path: str) -> bool:
+        inner = self._inside(config_path)
+        return bool(inner) and super().is_config(inner)
+
+    def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
+        if config_path.strip("/") == "":
+            return [GROUP] if results_filter in (None, ObjectType.GROUP) else []
+        inner = self._inside(config_path)
+        if inner is None or not super().is_group(inner):
+            return []
+        files: list[str] = []
+        for name in os.listdir(os.path.join(self.path, inner)):
+            self._list_add_result(files, f"{config_path}/{name}", name, results_filter)
+        return sorted(set(files))
+
+
+class ExperimentsSearchPath(SearchPathPlugin):
+    """Add `<project>/experiments` when the primary config folder is chargpt's `conf/`."""
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        for element in search_path.get_path():
+            # The main entry is a bare path here; Hydra adds the scheme later.
+            path = element.path.removeprefix("file://")
+            if element.provider != "main" or "://" in path:
+                continue
+            conf_dir = Path(path)
+            experiments = conf_dir.parent / "experiments"
+            if (conf_dir / "train.yaml").is_file() and experiments.is_dir():
+                search_path.append("chargpt", f"{SCHEME}://{experiments.resolve()}")

@@ -1,4 +1,4 @@
-"""Wiring: build the DataModule, model, callbacks, loggers and Trainer from a Hydra config, and train.
+"""Wiring: build the data, model, callbacks, loggers and Trainer from a Hydra config; train.
 
 `run.py` is the command-line entry point; this module holds the work so tests can call it directly.
 """

@@ -50,7 +50,7 @@ def _worker_id() -> int:
 
 
 class CharDataModule(L.LightningDataModule):
-    """A named corpus (`corpus`) or any UTF-8 file (`path`), split by position into train/val/test."""
+    """A named corpus or any UTF-8 file (`path`), split by position into train/val/test."""
 
     def __init__(
         self,
@@ -120,7 +120,7 @@ class CharDataModule(L.LightningDataModule):
         n_train = int(self.splits[0] * len(tokens))
         n_val = int(self.splits[1] * len(tokens))
         parts = tokens[:n_train], tokens[n_train : n_train + n_val], tokens[n_train + n_val :]
-        for name, part in zip(("train", "val", "test"), parts):
+        for name, part in zip(("train", "val", "test"), parts, strict=True):
             if len(part) < self.block_size + 1:
                 raise CorpusError(
                     f"the {name} split has {len(part)} characters, fewer than "

@@ -27,7 +27,7 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
     """Keep the smallest set of tokens whose probabilities sum to at least p (the nucleus)."""
     sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
     cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-    # A token is dropped when the tokens ranked above it already reach p; the top token always stays.
+    # Drop a token when those ranked above it already reach p; the top token always stays.
     drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= p
     drop = drop_sorted.scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))

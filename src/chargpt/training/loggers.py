@@ -15,7 +15,7 @@ WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
 def has_wandb_credentials() -> bool:
-    """An API key in the environment, or a netrc login for the wandb host (what `wandb login` writes)."""
+    """An API key in the environment, or the netrc login that `wandb login` writes."""
     if os.environ.get("WANDB_API_KEY"):
         return True
     host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname

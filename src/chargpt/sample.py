@@ -1,0 +1,113 @@
+"""Sample text from a checkpoint.
+
+    python -m chargpt.sample ckpt=PATH prompt="ROMEO:" max_new_tokens=500 temperature=0.8 \\
+        top_k=40 top_p=0.95 seed=1 num_samples=3
+
+temperature=0 decodes greedily; `stop` ends each sample at the first occurrence of a character.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from chargpt.checkpoint import CheckpointError, load_checkpoint
+from chargpt.data.tokenizer import UnknownCharacterError
+
+
+@dataclass
+class SampleArgs:
+    ckpt: str = MISSING
+    prompt: str = "\n"
+    max_new_tokens: int = 500
+    temperature: float = 0.8
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int = 1337
+    num_samples: int = 1
+    stop: str | None = None
+    device: str = "cpu"
+
+
+# Taken verbatim: parsed as YAML, prompt="ROMEO:" would become a mapping.
+TEXT_KEYS = ("ckpt", "prompt", "stop", "device")
+
+
+def parse_args(argv: list[str]) -> SampleArgs:
+    """key=value arguments, checked against `SampleArgs` (unknown keys and bad types fail)."""
+    texts, others = {}, []
+    for arg in argv:
+        key, equals, value = arg.partition("=")
+        if not equals:
+            raise ValueError(f"arguments are key=value pairs, got {arg!r}; see --help")
+        if key in TEXT_KEYS:
+            texts[key] = value
+        else:
+            others.append(arg)
+    merged = OmegaConf.merge(
+        OmegaConf.structured(SampleArgs),
+        OmegaConf.from_dotlist(others),
+        OmegaConf.create(texts, flags={"allow_objects": False}),
+    )
+    if OmegaConf.is_missing(merged, "ckpt"):
+        raise ValueError("ckpt=PATH is required: the .ckpt file written by run.py")
+    return OmegaConf.to_object(merged)
+
+
+def generate_samples(args: SampleArgs) -> list[str]:
+    model, tokenizer = load_checkpoint(args.ckpt, map_location=args.device)
+    if args.num_samples < 1:
+        raise ValueError(f"num_samples={args.num_samples}: must be >= 1")
+    if not args.prompt:
+        raise ValueError("prompt is empty: give at least one character (the default is a newline)")
+    if args.stop is not None and len(args.stop) != 1:
+        raise ValueError(f"stop={args.stop!r}: must be a single character")
+    prompt = torch.tensor([tokenizer.encode(args.prompt)] * args.num_samples, device=args.device)
+    stop_token = None if args.stop is None else tokenizer.encode(args.stop)[0]
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    out = model.generate(
+        prompt,
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        stop_token=stop_token,
+        generator=generator,
+    )
+    texts = [tokenizer.decode(row.tolist()) for row in out]
+    if args.stop is not None:  # rows that stopped early are padded with the stop character
+        texts = [_cut_after_stop(text, len(args.prompt), args.stop) for text in texts]
+    return texts
+
+
+def _cut_after_stop(text: str, prompt_length: int, stop: str) -> str:
+    end = text.find(stop, prompt_length)
+    return text if end < 0 else text[: end + 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    try:
+        texts = generate_samples(parse_args(argv))
+    except (
+        CheckpointError,
+        UnknownCharacterError,
+        ValueError,
+        OmegaConfBaseException,
+    ) as error:
+        message = str(error).strip().splitlines()[0]
+        print(f"chargpt.sample: error: {message}", file=sys.stderr)
+        return 2
+    print("\n---\n".join(texts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+import pytest
+
+from chargpt.model import ConfigError, GPTConfig
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"d_model": 100, "n_head": 3}, "model.d_model=100 is not divisible by model.n_head=3"),
+        ({"n_layer": 0}, "model.n_layer=0: must be a positive integer"),
+        ({"block_size": -8}, "model.block_size=-8: must be a positive integer"),
+        ({"vocab_size": 0}, "model.vocab_size=0: must be a positive integer"),
+        ({"dropout": 1.0}, "model.dropout=1.0: must be in [0, 1)"),
+        ({"dropout": -0.1}, "model.dropout=-0.1: must be in [0, 1)"),
+        ({"norm": "batchnorm"}, "model.norm='batchnorm': must be one of layernorm, rmsnorm"),
+        ({"norm_position": "middle"}, "model.norm_position='middle': must be one of pre, post"),
+        ({"mlp": "relu"}, "model.mlp='relu': must be one of gelu, swiglu"),
+        ({"pos_encoding": "rope"}, "model.pos_encoding='rope': must be one of learned, sinusoidal"),
+        ({"mlp_ratio": 0}, "model.mlp_ratio=0: must be > 0"),
+        ({"tie_weights": "yes"}, "model.tie_weights='yes': must be true or false"),
+    ],
+)
+def test_invalid_config_names_the_key_and_the_fix(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        GPTConfig(**({"vocab_size": 10} | overrides))
+    assert message in str(error.value)
+
+
+def test_unknown_field_is_rejected():
+    with pytest.raises(TypeError, match="n_layers"):
+        GPTConfig(vocab_size=10, n_layers=2)
+
+
+def test_derived_sizes():
+    config = GPTConfig(vocab_size=10, d_model=128, n_head=8)
+    assert config.head_size == 16
+    assert config.mlp_hidden == 512
+    swiglu = GPTConfig(vocab_size=10, d_model=128, mlp="swiglu")
+    assert swiglu.mlp_hidden == 344  # 8/3 · 128 = 341.3, rounded up to a multiple of 8
+    assert swiglu.mlp_hidden % 8 == 0

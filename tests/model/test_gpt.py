@@ -1,0 +1,181 @@
+import itertools
+import math
+
+import pytest
+import torch
+
+from chargpt.model import GPT, GPTConfig
+
+VARIANTS = list(
+    itertools.product(("pre", "post"), ("layernorm", "rmsnorm"), ("gelu", "swiglu"),
+                      ("learned", "sinusoidal"))
+)
+
+
+def tiny_config(**overrides) -> GPTConfig:
+    settings = dict(vocab_size=11, block_size=16, n_layer=2, n_head=2, d_model=16) | overrides
+    return GPTConfig(**settings)
+
+
+def test_forward_shapes_and_loss():
+    model = GPT(tiny_config())
+    idx = torch.randint(0, 11, (3, 16))
+    logits, loss = model(idx, idx)
+    assert logits.shape == (3, 16, 11)
+    assert loss.shape == ()
+    logits_only, no_loss = model(idx[:, :5])
+    assert logits_only.shape == (3, 5, 11) and no_loss is None
+
+
+def test_sequence_longer_than_block_size_is_rejected():
+    with pytest.raises(ValueError, match="sequence length 17 exceeds block_size 16"):
+        GPT(tiny_config())(torch.zeros(1, 17, dtype=torch.long))
+
+
+@pytest.mark.parametrize(("norm_position", "norm", "mlp", "pos_encoding"), VARIANTS)
+def test_causal_mask_cannot_leak(norm_position, norm, mlp, pos_encoding):
+    """Changing tokens after position t leaves the logits up to t unchanged."""
+    model = GPT(tiny_config(norm_position=norm_position, norm=norm, mlp=mlp,
+                            pos_encoding=pos_encoding)).eval()
+    idx = torch.randint(0, 11, (2, 16))
+    t = 7
+    changed = idx.clone()
+    changed[:, t + 1 :] = (idx[:, t + 1 :] + 1 + torch.randint(0, 9, (2, 8))) % 11
+    before, _ = model(idx)
+    after, _ = model(changed)
+    torch.testing.assert_close(before[:, : t + 1], after[:, : t + 1])
+    assert not torch.allclose(before[:, t + 1 :], after[:, t + 1 :])
+
+
+def test_tied_head_shares_storage_and_counts_once():
+    tied = GPT(tiny_config(tie_weights=True))
+    untied = GPT(tiny_config(tie_weights=False))
+    assert tied.head.weight.data_ptr() == tied.token_embedding.weight.data_ptr()
+    assert untied.head.weight.data_ptr() != untied.token_embedding.weight.data_ptr()
+    assert untied.num_parameters() - tied.num_parameters() == 11 * 16
+    # A step through the head moves the embedding too: it is one tensor.
+    tied.head.weight.data[0, 0] = 42.0
+    assert tied.token_embedding.weight[0, 0].item() == 42.0
+
+
+def expected_parameters(V, T, n_layer, d, *, tied=True, mlp="gelu", norm="layernorm",
+                        norm_position="pre", pos_encoding="learned") -> int:
+    """GPT parameter count written out by hand (bias=True)."""
+    norm_params = 2 * d if norm == "layernorm" else d
+    attention = (d * 3 * d + 3 * d) + (d * d + d)
+    if mlp == "gelu":
+        hidden = 4 * d
+        mlp_params = (d * hidden + hidden) + (hidden * d + d)
+    else:
+        hidden = 8 * math.ceil(round(8 * d / 3) / 8)
+        mlp_params = (d * 2 * hidden + 2 * hidden) + (hidden * d + d)
+    block = attention + mlp_params + 2 * norm_params
+    total = V * d + n_layer * block
+    total += T * d if pos_encoding == "learned" else 0
+    total += norm_params if norm_position == "pre" else 0
+    total += 0 if tied else V * d
+    return total
+
+
+PRESETS = {"tiny": (2, 4, 64), "small": (4, 8, 128), "medium": (8, 16, 256), "large": (12, 16, 512)}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("tied", [True, False])
+def test_preset_parameter_counts_match_the_formula(preset, tied):
+    n_layer, n_head, d_model = PRESETS[preset]
+    model = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=n_layer, n_head=n_head,
+                          d_model=d_model, tie_weights=tied))
+    assert model.num_parameters() == expected_parameters(65, 64, n_layer, d_model, tied=tied)
+
+
+@pytest.mark.parametrize(("norm_position", "norm", "mlp", "pos_encoding"), VARIANTS)
+def test_breakdown_adds_up_for_every_variant(norm_position, norm, mlp, pos_encoding):
+    variant = dict(norm_position=norm_position, norm=norm, mlp=mlp, pos_encoding=pos_encoding)
+    model = GPT(tiny_config(**variant))
+    breakdown = model.parameter_breakdown()
+    assert sum(breakdown.values()) == model.num_parameters()
+    assert model.num_parameters() == expected_parameters(11, 16, 2, 16, **variant)
+    assert breakdown["head"] == 0  # tied: counted with the token embedding
+    assert breakdown["token_embedding"] == 11 * 16
+    assert breakdown["position_embedding"] == (16 * 16 if pos_encoding == "learned" else 0)
+
+
+def test_initial_loss_is_close_to_uniform():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=4, d_model=64))
+    idx, targets = torch.randint(0, 65, (2, 8, 32))
+    _, loss = model(idx, targets)
+    assert abs(loss.item() - math.log(65)) < 0.1
+
+
+def test_residual_projections_are_scaled_down():
+    model = GPT(GPTConfig(vocab_size=65, n_layer=8, d_model=256, n_head=4))
+    expected_std = 0.02 / math.sqrt(2 * 8)
+    assert model.blocks[0].attn.proj.weight.std().item() == pytest.approx(expected_std, rel=0.05)
+    assert model.blocks[0].attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert torch.count_nonzero(model.blocks[0].attn.qkv.bias) == 0
+
+
+def test_inspect_returns_hidden_states_and_attention_that_match_forward():
+    model = GPT(tiny_config()).eval()
+    idx = torch.randint(0, 11, (2, 10))
+    internals = model.inspect(idx)
+    torch.testing.assert_close(internals.logits, model(idx)[0])
+    assert len(internals.hidden_states) == 3 and internals.hidden_states[0].shape == (2, 10, 16)
+    attention = internals.attentions[0]
+    assert attention.shape == (2, 2, 10, 10)
+    torch.testing.assert_close(attention.sum(-1), torch.ones(2, 2, 10))
+    assert torch.all(attention.triu(1) == 0)  # no weight on the future
+
+
+class TestGenerate:
+    def setup_method(self):
+        torch.manual_seed(0)
+        self.model = GPT(tiny_config(block_size=8)).eval()
+
+    def test_returns_prompt_plus_n_tokens(self):
+        prompt = torch.randint(0, 11, (2, 3))
+        out = self.model.generate(prompt, 5)
+        assert out.shape == (2, 8)
+        assert torch.equal(out[:, :3], prompt)
+
+    def test_crops_context_past_block_size(self):
+        out = self.model.generate(torch.zeros(1, 6, dtype=torch.long), 20)
+        assert out.shape == (1, 26)
+
+    def test_never_samples_outside_top_k(self):
+        prompt = torch.zeros(64, 4, dtype=torch.long)
+        logits, _ = self.model(prompt)
+        allowed = set(torch.topk(logits[0, -1], 3).indices.tolist())
+        out = self.model.generate(prompt, 1, temperature=2.0, top_k=3)
+        assert set(out[:, -1].tolist()) <= allowed
+
+    def test_never_samples_outside_the_nucleus(self):
+        prompt = torch.zeros(64, 4, dtype=torch.long)
+        probs = self.model(prompt)[0][0, -1].softmax(-1)
+        order = probs.argsort(descending=True)
+        # The smallest set of top tokens whose probability reaches 0.5.
+        size = int((probs[order].cumsum(0) < 0.5).sum()) + 1
+        nucleus = set(order[:size].tolist())
+        out = self.model.generate(prompt, 1, top_p=0.5)
+        assert set(out[:, -1].tolist()) <= nucleus
+
+    def test_stops_on_stop_token(self):
+        prompt = torch.zeros(1, 2, dtype=torch.long)
+        greedy_next = self.model.generate(prompt, 1, temperature=0)[0, -1].item()
+        out = self.model.generate(prompt, 50, temperature=0, stop_token=greedy_next)
+        assert out.shape == (1, 3) and out[0, -1].item() == greedy_next
+
+    def test_same_seed_same_text(self):
+        prompt = torch.zeros(1, 1, dtype=torch.long)
+        a = self.model.generate(prompt, 20, generator=torch.Generator().manual_seed(1))
+        b = self.model.generate(prompt, 20, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(a, b)
+
+    def test_invalid_arguments_are_rejected(self):
+        prompt = torch.zeros(1, 1, dtype=torch.long)
+        with pytest.raises(ValueError, match="max_new_tokens=-1"):
+            self.model.generate(prompt, -1)
+        with pytest.raises(ValueError, match="top_k=12"):
+            self.model.generate(prompt, 1, top_k=12)

@@ -7,8 +7,9 @@ import torch
 from chargpt.model import GPT, GPTConfig
 
 VARIANTS = list(
-    itertools.product(("pre", "post"), ("layernorm", "rmsnorm"), ("gelu", "swiglu"),
-                      ("learned", "sinusoidal"))
+    itertools.product(
+        ("pre", "post"), ("layernorm", "rmsnorm"), ("gelu", "swiglu"), ("learned", "sinusoidal")
+    )
 )
 
 
@@ -35,8 +36,9 @@ def test_sequence_longer_than_block_size_is_rejected():
 @pytest.mark.parametrize(("norm_position", "norm", "mlp", "pos_encoding"), VARIANTS)
 def test_causal_mask_cannot_leak(norm_position, norm, mlp, pos_encoding):
     """Changing tokens after position t leaves the logits up to t unchanged."""
-    model = GPT(tiny_config(norm_position=norm_position, norm=norm, mlp=mlp,
-                            pos_encoding=pos_encoding)).eval()
+    model = GPT(
+        tiny_config(norm_position=norm_position, norm=norm, mlp=mlp, pos_encoding=pos_encoding)
+    ).eval()
     idx = torch.randint(0, 11, (2, 16))
     t = 7
     changed = idx.clone()
@@ -58,8 +60,18 @@ def test_tied_head_shares_storage_and_counts_once():
     assert tied.token_embedding.weight[0, 0].item() == 42.0
 
 
-def expected_parameters(V, T, n_layer, d, *, tied=True, mlp="gelu", norm="layernorm",
-                        norm_position="pre", pos_encoding="learned") -> int:
+def expected_parameters(
+    V,
+    T,
+    n_layer,
+    d,
+    *,
+    tied=True,
+    mlp="gelu",
+    norm="layernorm",
+    norm_position="pre",
+    pos_encoding="learned",
+) -> int:
     """GPT parameter count written out by hand (bias=True)."""
     norm_params = 2 * d if norm == "layernorm" else d
     attention = (d * 3 * d + 3 * d) + (d * d + d)
@@ -84,8 +96,16 @@ PRESETS = {"tiny": (2, 4, 64), "small": (4, 8, 128), "medium": (8, 16, 256), "la
 @pytest.mark.parametrize("tied", [True, False])
 def test_preset_parameter_counts_match_the_formula(preset, tied):
     n_layer, n_head, d_model = PRESETS[preset]
-    model = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=n_layer, n_head=n_head,
-                          d_model=d_model, tie_weights=tied))
+    model = GPT(
+        GPTConfig(
+            vocab_size=65,
+            block_size=64,
+            n_layer=n_layer,
+            n_head=n_head,
+            d_model=d_model,
+            tie_weights=tied,
+        )
+    )
     assert model.num_parameters() == expected_parameters(65, 64, n_layer, d_model, tied=tied)
 
 

@@ -1,0 +1,147 @@
+"""End to end through run.py, as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chargpt.checkpoint import load_checkpoint
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+TINY = [
+    "model/size=tiny",
+    "model.block_size=16",
+    "data.batch_size=8",
+    "trainer.max_steps=20",
+    "trainer.val_check_interval=10",
+    "trainer.limit_val_batches=2",
+    "callbacks.sample.max_new_tokens=40",
+]
+
+
+def run(
+    args: list[str], cwd: Path = PROJECT_ROOT, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    env = os.environ | {"HYDRA_FULL_ERROR": "1"}
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "run.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def wandb_summary(run_dir: Path) -> dict:
+    (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
+    out = subprocess.run(
+        [
+            Path(sys.executable).parent / "wandb",
+            "leet",
+            "inspect",
+            "--summary",
+            "--json",
+            str(offline_run),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(out.stdout)
+
+
+def csv_metric(run_dir: Path, name: str) -> list[float]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]
+
+
+def test_train_writes_checkpoints_metrics_wandb_and_a_sample(tmp_path, play_file):
+    run_dir = tmp_path / "run"
+    result = run(["data=text", f"data.path={play_file}", *TINY, f"hydra.run.dir={run_dir}"])
+    assert "--- sample at step 20 ---" in result.stdout
+    assert f"best ckpt:    {run_dir}" in result.stdout
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert len(csv_metric(run_dir, "val/loss")) == 2
+    assert len(csv_metric(run_dir, "test/loss")) == 1
+
+    summary = wandb_summary(run_dir)
+    assert summary["config"]["model"]["n_layer"] == 2
+    assert summary["config"]["data"]["path"] == str(play_file)
+    assert "val/loss" in json.dumps(summary)
+
+    model, tokenizer = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")
+    assert model.config.n_layer == 2 and tokenizer.vocab_size == model.config.vocab_size
+
+
+def test_multirun_makes_separate_runs(tmp_path, play_file):
+    sweep_dir = tmp_path / "sweep"
+    run(
+        [
+            "-m",
+            "data=text",
+            f"data.path={play_file}",
+            *TINY,
+            "trainer.max_steps=10",
+            "model.norm_position=pre,post",
+            f"hydra.sweep.dir={sweep_dir}",
+        ]
+    )
+    positions = []
+    for job in ("0", "1"):
+        assert (sweep_dir / job / "checkpoints" / "last.ckpt").is_file()
+        config = wandb_summary(sweep_dir / job)["config"]
+        positions.append(config["model"]["norm_position"])
+    assert positions == ["pre", "post"]
+
+
+def test_experiment_runs_from_another_directory(tmp_path, play_file):
+    run_dir = tmp_path / "run"
+    run(
+        [
+            "experiment=smoke",
+            "data=text",
+            f"data.path={play_file}",
+            "trainer.max_steps=5",
+            "logger=csv",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+    )
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_short_real_run_learns_shakespeare(tmp_path, shared_data_dir):
+    run_dir = tmp_path / "run"
+    run(
+        [
+            f"paths.data_dir={shared_data_dir}",
+            "model/size=tiny",
+            "trainer.max_steps=300",
+            "trainer.val_check_interval=150",
+            "logger=csv",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
+    assert min(csv_metric(run_dir, "val/loss")) < 0.65 * math.log(65)
+
+
+@pytest.mark.slow
+def test_default_run_reaches_the_advertised_loss(tmp_path, shared_data_dir):
+    """`python run.py` with no overrides: val loss <= 1.90 on tiny-shakespeare."""
+    run_dir = tmp_path / "run"
+    result = run([f"paths.data_dir={shared_data_dir}", f"hydra.run.dir={run_dir}"], timeout=600)
+    assert min(csv_metric(run_dir, "val/loss")) <= 1.90
+    assert "--- sample at step 1000 ---" in result.stdout

@@ -1,4 +1,4 @@
-"""The pure modules (model, tokenizer, sampling, checkpoint loading) know nothing of Lightning/Hydra."""
+"""Pure modules (model, tokenizer, sampling, checkpoints) know nothing of Lightning or Hydra."""
 
 import subprocess
 import sys

@@ -41,7 +41,7 @@ def test_download_from_a_file_url(tmp_path):
 
 
 def test_checksum_mismatch_is_rejected_and_nothing_is_left(tmp_path):
-    with pytest.raises(CorpusError, match="sha256 .* expected .*: it was discarded"):
+    with pytest.raises(CorpusError, match=r"sha256 .* expected .*: it was discarded"):
         ensure_corpus(GOOD, tmp_path, fetch=serve(b"tampered"))
     assert list(tmp_path.iterdir()) == []
 
@@ -56,7 +56,7 @@ def test_offline_error_says_where_to_put_the_file(tmp_path):
     def offline(url):
         raise OSError("network is unreachable")
 
-    with pytest.raises(CorpusError, match="copy hamlet.txt into .* or point CHARGPT_DATA_DIR"):
+    with pytest.raises(CorpusError, match=r"copy hamlet.txt into .* or point CHARGPT_DATA_DIR"):
         ensure_corpus(GOOD, tmp_path, fetch=offline)
     assert list(tmp_path.iterdir()) == []
 

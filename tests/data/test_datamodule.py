@@ -54,7 +54,7 @@ def test_training_order_depends_on_the_seed_only(play_file):
 
 
 def test_block_size_longer_than_a_split_is_rejected(play_file):
-    with pytest.raises(CorpusError, match="the val split has .* fewer than block_size"):
+    with pytest.raises(CorpusError, match=r"the val split has .* fewer than block_size"):
         make(play_file, block_size=2000)
 
 

@@ -35,5 +35,5 @@ def test_wandb_mode_offline_wins_over_credentials(no_credentials, monkeypatch):
 
 def test_explicit_mode_and_bad_mode(no_credentials):
     assert resolve_wandb_mode("disabled") == "disabled"
-    with pytest.raises(ValueError, match="logger.wandb.mode='cloud'"):
+    with pytest.raises(ValueError, match=r"logger\.wandb\.mode='cloud'"):
         resolve_wandb_mode("cloud")

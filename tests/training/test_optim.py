@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -42,7 +44,7 @@ def test_schedule_warms_up_then_decays_to_the_floor():
     assert factors[10] == pytest.approx(1.0)
     assert factors[60] == pytest.approx(0.55)  # half-way through the cosine
     assert factors[110] == pytest.approx(0.1) and factors[199] == pytest.approx(0.1)
-    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
 
 
 def test_no_warmup_starts_at_peak():

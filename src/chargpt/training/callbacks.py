@@ -66,3 +66,16 @@ class SampleCallback(L.Callback):
         )
         pl_module.train(was_training)
         return tokenizer.decode(out[0].tolist())
+
+
+class ValidateOnLastStep(L.Callback):
+    """Validate when training reaches max_steps, even between val_check_interval points.
+
+    Without it, a run whose max_steps is not a multiple of the interval ends unvalidated: its
+    last steps count for neither the best checkpoint nor the reported loss.
+    """
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            # A stop request makes Lightning validate before it leaves the loop.
+            trainer.should_stop = True

@@ -49,3 +49,38 @@ def play_file(tmp_path: Path, play_text: str) -> Path:
 def shared_data_dir() -> str:
     """Where the real corpora are: CHARGPT_DATA_DIR, else the project's data/ (downloaded there)."""
     return os.environ.get("CHARGPT_DATA_DIR", str(PROJECT_ROOT / "data"))
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint written by the Lightning Trainer after a few steps on a tiny model."""
+    import lightning as L
+
+    from chargpt.data.datamodule import CharDataModule
+    from chargpt.training.module import GPTLightningModule
+
+    folder = tmp_path_factory.mktemp("checkpoint")
+    corpus = folder / "play.txt"
+    corpus.write_text(PLAY * 40, encoding="utf-8")
+    datamodule = CharDataModule(corpus=None, path=str(corpus), block_size=16, batch_size=4)
+    datamodule.setup("fit")
+    module = GPTLightningModule(
+        model=dict(
+            vocab_size=datamodule.vocab_size, block_size=16, n_layer=1, n_head=2, d_model=16
+        ),
+        optimizer={},
+        scheduler=dict(warmup_steps=0, decay_steps=5),
+        tokenizer=datamodule.tokenizer.to_dict(),
+    )
+    trainer = L.Trainer(
+        max_steps=5,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    path = folder / "model.ckpt"
+    trainer.save_checkpoint(path)
+    return path

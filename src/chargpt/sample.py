@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         OmegaConfBaseException,
     ) as error:
         message = str(error).strip().splitlines()[0]
+        key = getattr(error, "full_key", None)  # OmegaConf names the key on a later line
+        if key and key not in message:
+            message = f"{key}: {message}"
         print(f"chargpt.sample: error: {message}", file=sys.stderr)
         return 2
     print("\n---\n".join(texts))

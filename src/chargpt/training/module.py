@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Any
 
 import lightning as L
@@ -28,12 +29,19 @@ class GPTLightningModule(L.LightningModule):
         tokenizer: dict[str, Any],
     ) -> None:
         super().__init__()
-        # The wiring layer logs the whole run config; logging these again would shadow its keys.
-        self.save_hyperparameters(logger=False)
         self.model_config = GPTConfig(**model)
         self.optimizer_config = OptimizerConfig(**optimizer)
         self.schedule = ScheduleConfig(**scheduler)
         self.tokenizer = CharTokenizer.from_dict(tokenizer)
+        # Every field, defaults included: a later change of a default must not alter old models.
+        # logger=False: the wiring layer logs the whole run config, these would shadow its keys.
+        complete = {
+            "model": self.model_config.to_dict(),
+            "optimizer": asdict(self.optimizer_config),
+            "scheduler": asdict(self.schedule),
+            "tokenizer": self.tokenizer.to_dict(),
+        }
+        self.save_hyperparameters(complete, logger=False)
         if self.tokenizer.vocab_size != self.model_config.vocab_size:
             raise ValueError(
                 f"the tokenizer has {self.tokenizer.vocab_size} characters but "

@@ -1,0 +1,72 @@
+import pytest
+
+from chargpt.sample import main
+
+
+def sample(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_samples_start_with_the_prompt(capsys, trained_checkpoint):
+    code, out, _ = sample(
+        capsys,
+        f"ckpt={trained_checkpoint}",
+        "prompt=ALL:",
+        "max_new_tokens=30",
+        "num_samples=2",
+        "top_k=5",
+        "top_p=0.9",
+    )
+    assert code == 0
+    texts = out.rstrip("\n").split("\n---\n")
+    assert len(texts) == 2
+    assert all(t.startswith("ALL:") and len(t) == len("ALL:") + 30 for t in texts)
+
+
+def test_same_seed_same_samples(capsys, trained_checkpoint):
+    runs = [
+        sample(capsys, f"ckpt={trained_checkpoint}", "seed=7", "max_new_tokens=40")[1]
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+
+
+def test_greedy_and_stop(capsys, trained_checkpoint):
+    code, out, _ = sample(
+        capsys,
+        f"ckpt={trained_checkpoint}",
+        "prompt=ALL:",
+        "temperature=0",
+        "stop=\n",
+        "max_new_tokens=200",
+    )
+    assert code == 0
+    text = out[:-1]  # print() adds a newline
+    assert text.count("\n") <= 1 and len(text) <= len("ALL:") + 200
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["prompt=ALL#@"], "characters not in the vocabulary: '#', '@'"),
+        (["temperature=-1"], "temperature=-1.0: must be >= 0"),
+        (["top_k=0"], "top_k=0: must be between 1 and the vocabulary size"),
+        (["top_p=1.5"], r"top_p=1.5: must be in (0, 1]"),
+        (["max_new_tokens=-3"], "max_new_tokens=-3: must be >= 0"),
+        (["temprature=1"], "Key 'temprature' not in 'SampleArgs'"),
+        (["top_k=many"], "top_k"),
+        (["prompt="], "prompt is empty"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(capsys, trained_checkpoint, args, message):
+    code, out, err = sample(capsys, f"ckpt={trained_checkpoint}", *args)
+    assert code == 2 and out == ""
+    assert err.startswith("chargpt.sample: error: ") and err.count("\n") == 1
+    assert message in err
+
+
+def test_missing_checkpoint_argument(capsys):
+    code, _, err = sample(capsys, "prompt=hi")
+    assert code == 2 and "ckpt=PATH is required" in err

@@ -125,6 +125,27 @@ def test_experiment_runs_from_another_directory(tmp_path, play_file):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_runs_without_any_logger(tmp_path, play_file):
+    run_dir = tmp_path / "run"
+    run(["data=text", f"data.path={play_file}", *TINY, "logger=none", f"hydra.run.dir={run_dir}"])
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert not (run_dir / "wandb").exists() and not (run_dir / "csv").exists()
+
+
+def test_tensorboard_logger_writes_events(tmp_path, play_file):
+    run_dir = tmp_path / "run"
+    run(
+        [
+            "data=text",
+            f"data.path={play_file}",
+            *TINY,
+            "logger=tensorboard",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
 def test_short_real_run_learns_shakespeare(tmp_path, shared_data_dir):
     run_dir = tmp_path / "run"
     run(

@@ -13,7 +13,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -33,6 +33,8 @@ def train(cfg: DictConfig) -> float | None:
     _fill_run_identity(cfg)
     loggers = [instantiate(node) for node in cfg.logger.values()]
     callbacks = [instantiate(node) for node in cfg.callbacks.values()]
+    if not loggers:  # logger=none: the learning-rate monitor has nowhere to write and would fail
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     try:
         run_config = OmegaConf.to_container(cfg, resolve=True)
@@ -45,7 +47,7 @@ def train(cfg: DictConfig) -> float | None:
             trainer.test(module, datamodule=datamodule, ckpt_path=best.best_model_path or None)
     finally:
         _close_loggers(loggers)
-    _report(cfg, trainer, best, loggers)
+    _report(cfg, best, loggers)
     return None if best.best_model_score is None else float(best.best_model_score)
 
 
@@ -90,9 +92,7 @@ def _close_loggers(loggers: list[Logger]) -> None:
             logger.experiment.finish()
 
 
-def _report(
-    cfg: DictConfig, trainer: L.Trainer, best: ModelCheckpoint, loggers: list[Logger]
-) -> None:
+def _report(cfg: DictConfig, best: ModelCheckpoint, loggers: list[Logger]) -> None:
     lines = [f"outputs:      {cfg.paths.output_dir}"]
     if best.best_model_path:
         lines.append(f"best ckpt:    {best.best_model_path} (val/loss {best.best_model_score:.4f})")
@@ -104,7 +104,8 @@ def _report(
                 f"wandb run:    {_wandb_dir(logger)}  (browse: wandb leet; upload: wandb sync)"
             )
         elif logger.log_dir:
-            lines.append(f"{type(logger).__name__:<13} {logger.log_dir}")
+            label = type(logger).__name__.removesuffix("Logger").lower() + ":"
+            lines.append(f"{label:<13} {logger.log_dir}")
     print("\n".join(lines))
 
 

@@ -125,6 +125,25 @@ def test_experiment_runs_from_another_directory(tmp_path, play_file):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_bad_model_setting_fails_before_reading_data(tmp_path):
+    empty_data_dir = tmp_path / "data"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "run.py"),
+            "model.n_head=3",
+            f"paths.data_dir={empty_data_dir}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "model.d_model=128 is not divisible by model.n_head=3" in result.stderr
+    assert not empty_data_dir.exists()  # no download was attempted
+
+
 def test_runs_without_any_logger(tmp_path, play_file):
     run_dir = tmp_path / "run"
     run(["data=text", f"data.path={play_file}", *TINY, "logger=none", f"hydra.run.dir={run_dir}"])

@@ -23,6 +23,7 @@ from chargpt.training.module import GPTLightningModule
 
 def train(cfg: DictConfig) -> float | None:
     """Train, test the best checkpoint, and return the best validation loss (for sweepers)."""
+    check_settings(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: CharDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -49,6 +50,13 @@ def train(cfg: DictConfig) -> float | None:
         _close_loggers(loggers)
     _report(cfg, best, loggers)
     return None if best.best_model_score is None else float(best.best_model_score)
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Fail on a bad model, optimizer or schedule setting before any data is read or fetched."""
+    instantiate(cfg.model, vocab_size=1)  # only the vocabulary waits for the data
+    instantiate(cfg.optimizer, _convert_="all")
+    instantiate(cfg.scheduler)
 
 
 def build_module(cfg: DictConfig, datamodule: CharDataModule) -> GPTLightningModule:

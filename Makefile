@@ -1,7 +1,9 @@
 # Two commands do all the set-up: `make train` and `make test` create .venv on first use.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
-# The CPU build; on a CUDA machine: make install TORCH="torch==2.13.0 --index-url <your CUDA index>"
+# The PyTorch to install first. Which build pip picks depends on the index: PyPI's Linux wheel
+# bundles CUDA; for a CPU-only build pass PyTorch's CPU index, e.g.
+# make install TORCH="torch==2.13.0 --index-url <PyTorch CPU wheel index>"
 TORCH ?= torch==2.13.0
 ARGS ?=
 PYTEST_ARGS ?=

@@ -55,6 +55,15 @@ def test_pickled_code_is_refused_and_never_runs(tmp_path, monkeypatch):
     assert not (tmp_path / "PWNED").exists()
 
 
+def test_weights_that_do_not_fit_the_config(tmp_path, trained_checkpoint):
+    checkpoint = torch.load(trained_checkpoint, weights_only=True)
+    checkpoint["hyper_parameters"]["model"]["n_layer"] = 2
+    path = tmp_path / "mismatch.ckpt"
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError, match="weights do not fit its model config"):
+        load_checkpoint(path)
+
+
 def test_a_torch_file_that_is_not_ours(tmp_path):
     path = tmp_path / "other.ckpt"
     torch.save({"weights": torch.zeros(2)}, path)

@@ -86,4 +86,4 @@ def test_env_sets_the_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("CHARGPT_DATA_DIR", "/corpora")
     assert compose_train(tmp_path, []).paths.data_dir == "/corpora"
     monkeypatch.delenv("CHARGPT_DATA_DIR")
-    assert compose_train(tmp_path, []).paths.data_dir == "data"
+    assert compose_train(tmp_path, []).paths.data_dir == str(PROJECT_ROOT / "data")

@@ -144,6 +144,45 @@ def test_bad_model_setting_fails_before_reading_data(tmp_path):
     assert not empty_data_dir.exists()  # no download was attempted
 
 
+def test_val_check_interval_counts_optimizer_steps(tmp_path, play_file):
+    result = run(
+        [
+            "data=text",
+            f"data.path={play_file}",
+            *TINY,
+            "trainer.max_steps=6",
+            "trainer.val_check_interval=3",
+            "trainer.accumulate_grad_batches=2",
+            "logger=csv",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ]
+    )
+    assert "--- sample at step 3 ---" in result.stdout
+    assert "--- sample at step 6 ---" in result.stdout
+
+
+def test_bad_sample_prompt_fails_at_start_and_marks_the_wandb_run_failed(tmp_path, play_file):
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "run.py"),
+            "data=text",
+            f"data.path={play_file}",
+            *TINY,
+            "callbacks.sample.prompt=Q",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "callbacks.sample.prompt='Q' has characters the corpus lacks: 'Q'" in result.stderr
+    summary = wandb_summary(run_dir)
+    assert summary["state"] == "failed" and summary["exit_code"] == 1
+
+
 def test_runs_without_any_logger(tmp_path, play_file):
     run_dir = tmp_path / "run"
     run(["data=text", f"data.path={play_file}", *TINY, "logger=none", f"hydra.run.dir={run_dir}"])

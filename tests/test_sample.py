@@ -34,17 +34,13 @@ def test_same_seed_same_samples(capsys, trained_checkpoint):
 
 
 def test_greedy_and_stop(capsys, trained_checkpoint):
-    code, out, _ = sample(
-        capsys,
-        f"ckpt={trained_checkpoint}",
-        "prompt=ALL:",
-        "temperature=0",
-        "stop=\n",
-        "max_new_tokens=200",
-    )
+    base = [f"ckpt={trained_checkpoint}", "prompt=ALL:", "temperature=0", "max_new_tokens=40"]
+    full = sample(capsys, *base)[1][:-1]  # print() adds a newline
+    stop = full[len("ALL:") + 5]  # a character greedy decoding is known to reach
+    code, out, _ = sample(capsys, *base, f"stop={stop}")
     assert code == 0
-    text = out[:-1]  # print() adds a newline
-    assert text.count("\n") <= 1 and len(text) <= len("ALL:") + 200
+    expected = full[: full.index(stop, len("ALL:")) + 1]
+    assert out[:-1] == expected and len(expected) < len(full)
 
 
 @pytest.mark.parametrize(
@@ -65,6 +61,13 @@ def test_bad_arguments_give_one_line_errors(capsys, trained_checkpoint, args, me
     assert code == 2 and out == ""
     assert err.startswith("chargpt.sample: error: ") and err.count("\n") == 1
     assert message in err
+
+
+def test_prompt_is_taken_verbatim(trained_checkpoint):
+    from chargpt.sample import parse_args
+
+    args = parse_args([f"ckpt={trained_checkpoint}", "prompt=${x}: ROMEO", "top_k=3"])
+    assert args.prompt == "${x}: ROMEO" and args.top_k == 3
 
 
 def test_missing_checkpoint_argument(capsys):

@@ -50,5 +50,10 @@ def load_checkpoint(
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"{path} is not a chargpt checkpoint (missing {error})") from None
     model = GPT(config)
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path}: its weights do not fit its model config ({str(error).splitlines()[0]})"
+        ) from None
     return model.to(map_location).eval(), tokenizer

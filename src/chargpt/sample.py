@@ -9,7 +9,7 @@ temperature=0 decodes greedily; `stop` ends each sample at the first occurrence 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from omegaconf import MISSING, OmegaConf
@@ -33,7 +33,7 @@ class SampleArgs:
     device: str = "cpu"
 
 
-# Taken verbatim: parsed as YAML, prompt="ROMEO:" would become a mapping.
+# Taken verbatim: as YAML, prompt="ROMEO:" would become a mapping and "${x}" a reference.
 TEXT_KEYS = ("ckpt", "prompt", "stop", "device")
 
 
@@ -48,14 +48,11 @@ def parse_args(argv: list[str]) -> SampleArgs:
             texts[key] = value
         else:
             others.append(arg)
-    merged = OmegaConf.merge(
-        OmegaConf.structured(SampleArgs),
-        OmegaConf.from_dotlist(others),
-        OmegaConf.create(texts, flags={"allow_objects": False}),
-    )
-    if OmegaConf.is_missing(merged, "ckpt"):
+    if "ckpt" not in texts:
         raise ValueError("ckpt=PATH is required: the .ckpt file written by run.py")
-    return OmegaConf.to_object(merged)
+    merged = OmegaConf.merge(OmegaConf.structured(SampleArgs), OmegaConf.from_dotlist(others))
+    merged.ckpt = ""  # replaced below: text is set verbatim, outside OmegaConf
+    return replace(OmegaConf.to_object(merged), **texts)
 
 
 def generate_samples(args: SampleArgs) -> list[str]:

@@ -36,7 +36,12 @@ def train(cfg: DictConfig) -> float | None:
     callbacks = [instantiate(node) for node in cfg.callbacks.values()]
     if not loggers:  # logger=none: the learning-rate monitor has nowhere to write and would fail
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        val_check_interval=_val_check_batches(cfg.trainer),
+    )
     try:
         run_config = OmegaConf.to_container(cfg, resolve=True)
         run_config["num_params"] = module.model.num_parameters()
@@ -46,8 +51,10 @@ def train(cfg: DictConfig) -> float | None:
         best = _best_checkpoint(trainer)
         if cfg.test_after_training:
             trainer.test(module, datamodule=datamodule, ckpt_path=best.best_model_path or None)
-    finally:
-        _close_loggers(loggers)
+    except BaseException:
+        _close_loggers(loggers, exit_code=1)
+        raise
+    _close_loggers(loggers, exit_code=0)
     _report(cfg, best, loggers)
     return None if best.best_model_score is None else float(best.best_model_score)
 
@@ -84,6 +91,14 @@ def _fill_run_identity(cfg: DictConfig) -> None:
         wandb_cfg.group = Path(hydra_cfg.sweep.dir).as_posix()
 
 
+def _val_check_batches(trainer_cfg: DictConfig) -> int | float:
+    """trainer.val_check_interval counts optimizer steps; Lightning counts batches."""
+    interval = trainer_cfg.val_check_interval
+    if isinstance(interval, int):
+        return interval * trainer_cfg.accumulate_grad_batches
+    return interval
+
+
 def _best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint:
     callback = trainer.checkpoint_callback
     if not isinstance(callback, ModelCheckpoint):
@@ -93,11 +108,11 @@ def _best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint:
     return callback
 
 
-def _close_loggers(loggers: list[Logger]) -> None:
-    """Finish the wandb run even when training failed, so the next sweep job starts clean."""
+def _close_loggers(loggers: list[Logger], exit_code: int) -> None:
+    """Finish the wandb run (failed if training raised), so the next sweep job starts clean."""
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger.experiment.finish()
+            logger.experiment.finish(exit_code=exit_code)
 
 
 def _report(cfg: DictConfig, best: ModelCheckpoint, loggers: list[Logger]) -> None:

@@ -1,8 +1,10 @@
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from chargpt.model import GPT, GPTConfig
 
@@ -89,13 +91,23 @@ def expected_parameters(
     return total
 
 
+SIZE_DIR = Path(__file__).resolve().parents[2] / "conf" / "model" / "size"
+# The scaling table users know: (n_layer, n_head, d_model).
 PRESETS = {"tiny": (2, 4, 64), "small": (4, 8, 128), "medium": (8, 16, 256), "large": (12, 16, 512)}
+
+
+def test_preset_files_hold_the_published_dimensions():
+    files = {p.stem: OmegaConf.load(p) for p in SIZE_DIR.glob("*.yaml")}
+    assert set(files) == set(PRESETS)
+    for name, size in files.items():
+        assert (size.n_layer, size.n_head, size.d_model) == PRESETS[name], name
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("tied", [True, False])
 def test_preset_parameter_counts_match_the_formula(preset, tied):
-    n_layer, n_head, d_model = PRESETS[preset]
+    size = OmegaConf.load(SIZE_DIR / f"{preset}.yaml")
+    n_layer, n_head, d_model = size.n_layer, size.n_head, size.d_model
     model = GPT(
         GPTConfig(
             vocab_size=65,

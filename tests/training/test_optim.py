@@ -47,6 +47,13 @@ def test_schedule_warms_up_then_decays_to_the_floor():
     assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
 
 
+def test_warmup_is_a_share_of_short_runs():
+    schedule = ScheduleConfig(decay_steps=50, warmup_ratio=0.1)
+    assert schedule.warmup_length == 5
+    assert schedule.lr_factor(4) == pytest.approx(1.0)  # the peak is reached within the run
+    assert ScheduleConfig(decay_steps=50, warmup_steps=20).warmup_length == 20
+
+
 def test_no_warmup_starts_at_peak():
     assert ScheduleConfig(warmup_steps=0, decay_steps=100).lr_factor(0) == 1.0
 
@@ -63,6 +70,8 @@ def test_optimizer_settings():
         (OptimizerConfig, {"lr": 0}, "optimizer.lr=0: must be > 0"),
         (OptimizerConfig, {"betas": [0.9, 1.0]}, "optimizer.betas"),
         (ScheduleConfig, {"warmup_steps": -1}, "scheduler.warmup_steps=-1"),
+        (ScheduleConfig, {"decay_steps": 50, "warmup_steps": 100}, "below decay_steps=50"),
+        (ScheduleConfig, {"warmup_ratio": 1.0}, "scheduler.warmup_ratio=1.0"),
         (ScheduleConfig, {"min_lr_ratio": 2}, "scheduler.min_lr_ratio=2"),
     ],
 )

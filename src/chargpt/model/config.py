@@ -41,6 +41,10 @@ class GPTConfig:
                 f"model.d_model={self.d_model} is not divisible by model.n_head={self.n_head}: "
                 "choose n_head among the divisors of d_model"
             )
+        for key in ("mlp_ratio", "dropout"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"model.{key}={value!r}: must be a number")
         if not self.mlp_ratio > 0:
             raise ConfigError(f"model.mlp_ratio={self.mlp_ratio!r}: must be > 0")
         if not 0.0 <= self.dropout < 1.0:

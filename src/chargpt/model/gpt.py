@@ -167,7 +167,9 @@ class GPT(nn.Module):
         if self.config.pos_encoding == "learned":
             x = x + self.position_embedding(torch.arange(T, device=idx.device))
         else:
-            x = x + self.position_table[:T]
+            # The fixed table has unit-scale entries; without the sqrt(d_model) scaling of
+            # "Attention Is All You Need" it would drown the 0.02-scale token embeddings.
+            x = x * math.sqrt(self.config.d_model) + self.position_table[:T]
         return self.dropout(x)
 
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
@@ -183,7 +185,10 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def inspect(self, idx: Tensor) -> Internals:
-        """Run the model and keep every layer's hidden state and attention pattern."""
+        """Run the model and keep every layer's hidden state and attention pattern.
+
+        Call `eval()` first: the attention patterns are computed without dropout.
+        """
         x = self.embed(idx)
         hidden_states, attentions = [x], []
         for block in self.blocks:

@@ -7,6 +7,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from chargpt.model.sampling import check_sampling_args
 from chargpt.training.module import GPTLightningModule
 
 
@@ -34,6 +35,23 @@ class SampleCallback(L.Callback):
         self.seed = seed
         self.rows: list[list] = []
         self.last_sample: str | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: GPTLightningModule) -> None:
+        """Check the prompt and settings now, not at the first validation minutes later."""
+        if not self.prompt:
+            raise ValueError("callbacks.sample.prompt is empty: give at least one character")
+        unknown = pl_module.tokenizer.unknown_characters(self.prompt)
+        if unknown:
+            raise ValueError(
+                f"callbacks.sample.prompt={self.prompt!r} has characters the corpus lacks: "
+                f"{', '.join(map(repr, unknown))}; choose a prompt from the corpus's characters"
+            )
+        try:
+            check_sampling_args(
+                pl_module.tokenizer.vocab_size, self.temperature, self.top_k, self.top_p
+            )
+        except ValueError as error:
+            raise ValueError(f"callbacks.sample.{error}") from None
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GPTLightningModule) -> None:

@@ -28,27 +28,42 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """Linear warm-up from 0 to the peak rate, cosine decay to `min_lr_ratio`·peak, then flat."""
+    """Linear warm-up from 0 to the peak rate, cosine decay to `min_lr_ratio`·peak, then flat.
 
-    warmup_steps: int = 100
+    Warm-up lasts `warmup_ratio` of `decay_steps`, so short runs still reach the peak rate;
+    `warmup_steps`, when set, fixes it in steps instead.
+    """
+
     decay_steps: int = 2000
+    warmup_ratio: float = 0.1
+    warmup_steps: int | None = None
     min_lr_ratio: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.warmup_steps < 0:
-            raise ValueError(f"scheduler.warmup_steps={self.warmup_steps}: must be >= 0")
         if self.decay_steps <= 0:
             raise ValueError(f"scheduler.decay_steps={self.decay_steps}: must be > 0")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"scheduler.warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
+        if self.warmup_steps is not None and not 0 <= self.warmup_steps < self.decay_steps:
+            raise ValueError(
+                f"scheduler.warmup_steps={self.warmup_steps}: must be >= 0 and below "
+                f"decay_steps={self.decay_steps} (the run's max_steps); or use warmup_ratio"
+            )
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"scheduler.min_lr_ratio={self.min_lr_ratio}: must be in [0, 1]")
 
+    @property
+    def warmup_length(self) -> int:
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return round(self.warmup_ratio * self.decay_steps)
+
     def lr_factor(self, step: int) -> float:
         """Multiplier of the peak learning rate at optimizer step `step` (0-based)."""
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        progress = min(
-            1.0, (step - self.warmup_steps) / max(1, self.decay_steps - self.warmup_steps)
-        )
+        warmup = self.warmup_length
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, self.decay_steps - warmup))
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
 

@@ -1,9 +1,10 @@
-"""Hydra plugins that mount the project's `experiments/` folder as the config group `experiment`.
+"""Hydra plugins that make chargpt's project folder known, whatever the working directory.
 
-Hydra maps a group to a sub-folder of a search-path root, and relative `file://` entries resolve
-against the working directory. This source serves `experiments/NAME.yaml` as `experiment/NAME`,
-found beside the primary config folder (`conf/`), so `python run.py experiment=NAME` works from
-any directory.
+The project folder is the parent of the primary config folder (`conf/`). From it:
+- `experiments/NAME.yaml` is served as the config group `experiment` (Hydra maps a group to a
+  sub-folder of a search-path root, and relative `file://` entries resolve against the working
+  directory, so a plain search-path entry cannot do this);
+- the resolver `${project_root:}` gives its absolute path (the default data folder lives there).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult
 from hydra.plugins.search_path_plugin import SearchPathPlugin
+from omegaconf import OmegaConf
 
 GROUP = "experiment"
 SCHEME = "chargpt-experiments"
@@ -62,7 +64,7 @@ class ExperimentsConfigSource(FileConfigSource):
 
 
 class ExperimentsSearchPath(SearchPathPlugin):
-    """Add `<project>/experiments` when the primary config folder is chargpt's `conf/`."""
+    """Mount `experiments/` and define `${project_root:}` when the primary configs are chargpt's."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         for element in search_path.get_path():
@@ -71,6 +73,12 @@ class ExperimentsSearchPath(SearchPathPlugin):
             if element.provider != "main" or "://" in path:
                 continue
             conf_dir = Path(path)
-            experiments = conf_dir.parent / "experiments"
-            if (conf_dir / "train.yaml").is_file() and experiments.is_dir():
-                search_path.append("chargpt", f"{SCHEME}://{experiments.resolve()}")
+            if not (conf_dir / "train.yaml").is_file():
+                continue  # another application's configs
+            project_root = conf_dir.parent.resolve()
+            OmegaConf.register_new_resolver(
+                "project_root", lambda root=str(project_root): root, replace=True
+            )
+            experiments = project_root / "experiments"
+            if experiments.is_dir():
+                search_path.append("chargpt", f"{SCHEME}://{experiments}")

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-PURE_MODULES = ["chargpt.model", "chargpt.data", "chargpt.checkpoint"]
+PURE_MODULES = ["chargpt.model", "chargpt.data", "chargpt.checkpoint", "chargpt.generate"]
 
 
 def test_pure_modules_import_neither_lightning_nor_hydra():

@@ -11,12 +11,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, replace
 
-import torch
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from chargpt.checkpoint import CheckpointError, load_checkpoint
 from chargpt.data.tokenizer import UnknownCharacterError
+from chargpt.generate import generate_text
 
 
 @dataclass
@@ -59,31 +59,18 @@ def generate_samples(args: SampleArgs) -> list[str]:
     model, tokenizer = load_checkpoint(args.ckpt, map_location=args.device)
     if args.num_samples < 1:
         raise ValueError(f"num_samples={args.num_samples}: must be >= 1")
-    if not args.prompt:
-        raise ValueError("prompt is empty: give at least one character (the default is a newline)")
-    if args.stop is not None and len(args.stop) != 1:
-        raise ValueError(f"stop={args.stop!r}: must be a single character")
-    prompt = torch.tensor([tokenizer.encode(args.prompt)] * args.num_samples, device=args.device)
-    stop_token = None if args.stop is None else tokenizer.encode(args.stop)[0]
-    generator = torch.Generator(device=args.device).manual_seed(args.seed)
-    out = model.generate(
-        prompt,
+    return generate_text(
+        model,
+        tokenizer,
+        args.prompt,
         args.max_new_tokens,
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
-        stop_token=stop_token,
-        generator=generator,
+        stop=args.stop,
+        seed=args.seed,
+        num_samples=args.num_samples,
     )
-    texts = [tokenizer.decode(row.tolist()) for row in out]
-    if args.stop is not None:  # rows that stopped early are padded with the stop character
-        texts = [_cut_after_stop(text, len(args.prompt), args.stop) for text in texts]
-    return texts
-
-
-def _cut_after_stop(text: str, prompt_length: int, stop: str) -> str:
-    end = text.find(stop, prompt_length)
-    return text if end < 0 else text[: end + 1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import lightning as L
-import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from chargpt.generate import generate_text
 from chargpt.model.sampling import check_sampling_args
 from chargpt.training.module import GPTLightningModule
 
@@ -69,21 +69,20 @@ class SampleCallback(L.Callback):
                 logger.experiment.add_text("samples", text, trainer.global_step)
 
     def sample(self, pl_module: GPTLightningModule) -> str:
-        tokenizer = pl_module.tokenizer
-        prompt = torch.tensor([tokenizer.encode(self.prompt)], device=pl_module.device)
-        generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         was_training = pl_module.training
         pl_module.eval()
-        out = pl_module.model.generate(
-            prompt,
+        (text,) = generate_text(
+            pl_module.model,
+            pl_module.tokenizer,
+            self.prompt,
             self.max_new_tokens,
             temperature=self.temperature,
             top_k=self.top_k,
             top_p=self.top_p,
-            generator=generator,
+            seed=self.seed,
         )
         pl_module.train(was_training)
-        return tokenizer.decode(out[0].tolist())
+        return text
 
 
 class ValidateOnLastStep(L.Callback):

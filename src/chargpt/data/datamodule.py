@@ -97,12 +97,6 @@ class CharDataModule(L.LightningDataModule):
         self.tokenizer: CharTokenizer | None = None
         self.train_tokens = self.val_tokens = self.test_tokens = None
 
-    @property
-    def text_path(self) -> str:
-        if self.path is not None:
-            return self.path
-        return str(ensure_corpus(get_corpus(self.corpus), self.data_dir))
-
     def prepare_data(self) -> None:
         if self.corpus is not None:
             ensure_corpus(get_corpus(self.corpus), self.data_dir)
@@ -110,11 +104,13 @@ class CharDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.tokenizer is not None:
             return  # run.py sets up early to read vocab_size; the Trainer calls again
-        text = read_text(self.text_path)
+        # A named corpus is fetched and verified here too when prepare_data() was not called.
+        path = self.path or ensure_corpus(get_corpus(self.corpus), self.data_dir)
+        text = read_text(path)
         tokenizer = CharTokenizer.from_text(text)
         if tokenizer.vocab_size < 2:
             raise CorpusError(
-                f"{self.text_path} holds a single distinct character: there is nothing to learn"
+                f"{path} holds a single distinct character: there is nothing to learn"
             )
         tokens = tokenizer.encode_tensor(text)
         n_train = int(self.splits[0] * len(tokens))

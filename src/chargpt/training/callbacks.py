@@ -34,7 +34,6 @@ class SampleCallback(L.Callback):
         self.top_p = top_p
         self.seed = seed
         self.rows: list[list] = []
-        self.last_sample: str | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: GPTLightningModule) -> None:
         """Check the prompt and settings now, not at the first validation minutes later."""
@@ -58,7 +57,6 @@ class SampleCallback(L.Callback):
         if trainer.sanity_checking:
             return
         text = self.sample(pl_module)
-        self.last_sample = text
         pl_module.print(f"\n--- sample at step {trainer.global_step} ---\n{text}\n---")
         self.rows.append([trainer.global_step, text])
         for logger in trainer.loggers:

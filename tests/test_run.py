@@ -2,71 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import TINY, csv_metric, run, wandb_summary
 
 from chargpt.checkpoint import load_checkpoint
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-TINY = [
-    "model/size=tiny",
-    "model.block_size=16",
-    "data.batch_size=8",
-    "trainer.max_steps=15",
-    "trainer.val_check_interval=10",
-    "trainer.limit_val_batches=2",
-    "callbacks.sample.max_new_tokens=40",
-]
-
-
-def run(
-    args: list[str], cwd: Path = PROJECT_ROOT, timeout: int = 300, check: bool = True
-) -> subprocess.CompletedProcess:
-    """run.py with these overrides; `check` asserts that it succeeded."""
-    env = os.environ | {"HYDRA_FULL_ERROR": "1"}
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "run.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
-def wandb_summary(run_dir: Path) -> dict:
-    (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
-    out = subprocess.run(
-        [
-            Path(sys.executable).parent / "wandb",
-            "leet",
-            "inspect",
-            "--summary",
-            "--json",
-            str(offline_run),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    return json.loads(out.stdout)
-
-
-def csv_metric(run_dir: Path, name: str) -> list[float]:
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]
 
 
 def test_train_writes_checkpoints_metrics_wandb_and_a_sample(tmp_path, play_file):

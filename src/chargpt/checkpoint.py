@@ -14,12 +14,13 @@ from pathlib import Path
 import torch
 
 from chargpt.data.tokenizer import CharTokenizer
+from chargpt.errors import ChargptError
 from chargpt.model import GPT, GPTConfig
 
 MODEL_PREFIX = "model."  # the GPT is the LightningModule's attribute `model`
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ChargptError, RuntimeError):
     """A file cannot be used as a chargpt checkpoint; the message says why."""
 
 

@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+import math
+import os
+import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,14 +19,53 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from chargpt.data.datamodule import CharDataModule
+from chargpt.errors import one_line, user_error
+from chargpt.records import RunRecord
+from chargpt.training.callbacks import INTERRUPTIONS, TrainingThroughput
 from chargpt.training.module import GPTLightningModule
 
 
-def train(cfg: DictConfig) -> float | None:
-    """Train, test the best checkpoint, and return the best validation loss (for sweepers)."""
+def run_job(cfg: DictConfig) -> float:
+    """The task `run.py` runs, once per run or sweep job: train and record the outcome.
+
+    A user-fixable error is printed as one line (HYDRA_FULL_ERROR=1 shows the traceback); in a
+    sweep a failed job is recorded and the sweep goes on, and Hydra's sweep callback reports it
+    at the end. Ctrl+C or SIGTERM saves `last.ckpt` and stops, with the command that resumes.
+    """
+    record = _new_record(cfg)
+    started = time.perf_counter()
+    try:
+        best = train(cfg, record)
+    except BaseException as error:
+        interrupted = isinstance(error, (*INTERRUPTIONS, SystemExit))
+        message = one_line(user_error(error) or error)
+        if record.num_params is not None or not cfg.ckpt_path:  # a bad resume keeps the record
+            record.wall_s = (record.wall_s or 0.0) + time.perf_counter() - started
+            record.end("interrupted" if interrupted else "failed", message)
+        if interrupted:
+            _exit_interrupted(cfg, error)
+        if _in_sweep():
+            print(f"error: job {record.job_num} failed: {message}", file=sys.stderr)
+            return math.nan  # sweepers (Optuna) see a failed trial
+        if user_error(error) is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(1)
+    record.wall_s = (record.wall_s or 0.0) + time.perf_counter() - started
+    record.end("finished")
+    return best
+
+
+def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
+    """Train, test the best checkpoint, and return the best validation loss (for sweepers).
+
+    `record` (run.json) is started once the settings and data are known to be good.
+    """
+    record = record or _new_record(cfg)
     check_settings(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: CharDataModule = instantiate(cfg.data)
@@ -31,7 +74,9 @@ def train(cfg: DictConfig) -> float | None:
     with open_dict(cfg):
         cfg.model.vocab_size = datamodule.vocab_size  # facts flow one way: data -> model
     module = build_module(cfg, datamodule)
-    _fill_run_identity(cfg)
+    _fill_run_identity(cfg, record)
+    record.num_params = module.model.num_parameters()
+    record.save()
     loggers = [instantiate(node) for node in cfg.logger.values()]
     callbacks = [instantiate(node) for node in cfg.callbacks.values()]
     if not loggers:  # logger=none: the learning-rate monitor has nowhere to write and would fail
@@ -42,26 +87,36 @@ def train(cfg: DictConfig) -> float | None:
         logger=loggers or False,
         val_check_interval=_val_check_batches(cfg.trainer),
     )
+    best = _best_checkpoint(trainer)
     try:
         run_config = OmegaConf.to_container(cfg, resolve=True)
-        run_config["num_params"] = module.model.num_parameters()
+        run_config["num_params"] = record.num_params
         for logger in loggers:
             logger.log_hyperparams(run_config)
-        trainer.fit(module, datamodule=datamodule)
-        best = _best_checkpoint(trainer)
+        record.wandb_id = _wandb_id(loggers)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        _fill_outcome(record, trainer, best)
         if cfg.test_after_training:
-            trainer.test(module, datamodule=datamodule, ckpt_path=best.best_model_path or None)
+            results = trainer.test(
+                module, datamodule=datamodule, ckpt_path=best.best_model_path or None
+            )
+            record.test_loss = results[0].get("test/loss") if results else None
     except BaseException:
+        _fill_outcome(record, trainer, best)
         _close_loggers(loggers, exit_code=1)
         raise
     _close_loggers(loggers, exit_code=0)
     _report(cfg, best, loggers)
-    return None if best.best_model_score is None else float(best.best_model_score)
+    return math.nan if best.best_model_score is None else float(best.best_model_score)
 
 
 def check_settings(cfg: DictConfig) -> None:
     """Fail on a bad model, optimizer or schedule setting before any data is read or fetched."""
     instantiate(cfg.model, vocab_size=1)  # only the vocabulary waits for the data
+    max_steps = cfg.trainer.max_steps
+    if not isinstance(max_steps, int) or max_steps <= 0:
+        # The training stream is endless: only max_steps ends a run.
+        raise ValueError(f"trainer.max_steps={max_steps}: must be a positive number of steps")
     instantiate(cfg.optimizer, _convert_="all")
     instantiate(cfg.scheduler)
 
@@ -79,16 +134,70 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> GPTLightningMod
     )
 
 
-def _fill_run_identity(cfg: DictConfig) -> None:
-    """Default the wandb name to the job's overrides and, in a sweep, the group to the sweep."""
+def _fill_run_identity(cfg: DictConfig, record: RunRecord) -> None:
+    """Name the wandb run by the job's overrides, group it by sweep; a resumed run keeps its id."""
     wandb_cfg = cfg.logger.get("wandb")
-    if wandb_cfg is None or not HydraConfig.initialized():
+    if wandb_cfg is None:
+        return
+    if wandb_cfg.get("id") is None and record.wandb_id is not None and cfg.ckpt_path:
+        with open_dict(wandb_cfg):
+            wandb_cfg.id = record.wandb_id
+            wandb_cfg.resume = "allow"
+    if not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()
     if wandb_cfg.name is None and hydra_cfg.job.override_dirname:
         wandb_cfg.name = hydra_cfg.job.override_dirname
     if wandb_cfg.group is None and hydra_cfg.mode == RunMode.MULTIRUN:
         wandb_cfg.group = Path(hydra_cfg.sweep.dir).as_posix()
+
+
+def _new_record(cfg: DictConfig) -> RunRecord:
+    """A new run.json; a resumed run carries over its start, wall time, overrides and wandb id."""
+    run_dir = str(cfg.paths.output_dir)
+    overrides, job_num = [], None
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        overrides = list(hydra_cfg.overrides.task)
+        job_num = hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None
+    record = RunRecord(run_dir=run_dir, overrides=overrides, job_num=job_num)
+    if cfg.ckpt_path and record.path.exists():
+        previous = RunRecord.load(run_dir)
+        record.started, record.wall_s, record.wandb_id = (
+            previous.started,
+            previous.wall_s,
+            previous.wandb_id,
+        )
+        record.overrides = previous.overrides
+    return record
+
+
+def _fill_outcome(record: RunRecord, trainer: L.Trainer, best: ModelCheckpoint) -> None:
+    record.global_step = trainer.global_step
+    score = best.best_model_score
+    record.set_best_val_loss(None if score is None else float(score))
+    for callback in trainer.callbacks:
+        if isinstance(callback, TrainingThroughput) and callback.tokens_per_s is not None:
+            record.tokens_per_s = callback.tokens_per_s
+
+
+def _in_sweep() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _exit_interrupted(cfg: DictConfig, error: BaseException) -> None:
+    """Say how to resume, then exit with the shell's code for the signal."""
+    signal_name = "SIGTERM" if isinstance(error, SIGTERMException) else "Ctrl+C"
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        print(
+            f"\nInterrupted ({signal_name}); saved {last}.\n"
+            f"Resume with: python run.py ckpt_path={last}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"\nInterrupted ({signal_name}) before any checkpoint was saved.", file=sys.stderr)
+    sys.exit(143 if signal_name == "SIGTERM" else 130)
 
 
 def _val_check_batches(trainer_cfg: DictConfig) -> int | float:
@@ -119,8 +228,9 @@ def _report(cfg: DictConfig, best: ModelCheckpoint, loggers: list[Logger]) -> No
     lines = [f"outputs:      {cfg.paths.output_dir}"]
     if best.best_model_path:
         lines.append(f"best ckpt:    {best.best_model_path} (val/loss {best.best_model_score:.4f})")
-    if best.last_model_path:
-        lines.append(f"last ckpt:    {best.last_model_path}")
+    last = Path(best.dirpath or ".") / "last.ckpt"
+    if last.is_file():
+        lines.append(f"last ckpt:    {last}  (resume: python run.py ckpt_path={last})")
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             lines.append(
@@ -130,6 +240,13 @@ def _report(cfg: DictConfig, best: ModelCheckpoint, loggers: list[Logger]) -> No
             label = type(logger).__name__.removesuffix("Logger").lower() + ":"
             lines.append(f"{label:<13} {logger.log_dir}")
     print("\n".join(lines))
+
+
+def _wandb_id(loggers: list[Logger]) -> str | None:
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            return logger.experiment.id
+    return None
 
 
 def _wandb_dir(logger: WandbLogger) -> Any:

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from chargpt.errors import ChargptError
+
 Fetch = Callable[[str], BinaryIO]
 
 
-class CorpusError(RuntimeError):
+class CorpusError(ChargptError, RuntimeError):
     """A corpus cannot be found, downloaded, verified or read; the message says what to do."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from collections.abc import Iterator, Sequence
 
 import lightning as L
@@ -16,24 +18,44 @@ from chargpt.data.tokenizer import CharTokenizer
 class RandomWindows(IterableDataset):
     """An endless stream of batches of random windows: x = t[i:i+T], y = t[i+1:i+T+1].
 
-    Whole batches are cut with one gather, not a Python loop per element, and drawn from
-    a generator of its own so the order depends only on the seed.
+    Batch number n is drawn from a generator seeded by (seed, rank, n) alone, so a resumed run
+    continues the exact stream of an uninterrupted one by starting at `start_batch`, and each
+    distributed rank draws its own stream. Whole batches are cut with one gather.
     """
 
-    def __init__(self, tokens: Tensor, block_size: int, batch_size: int, seed: int) -> None:
+    def __init__(
+        self,
+        tokens: Tensor,
+        block_size: int,
+        batch_size: int,
+        seed: int,
+        start_batch: int = 0,
+        rank: int = 0,
+    ) -> None:
         self.tokens = tokens
         self.block_size = block_size
         self.batch_size = batch_size
         self.seed = seed
+        self.start_batch = start_batch
+        self.rank = rank
         self.offsets = torch.arange(block_size + 1)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        generator = torch.Generator().manual_seed(self.seed + _worker_id())
+        worker, num_workers = _worker_slot()
+        for index in itertools.count(self.start_batch + worker, num_workers):
+            yield self.batch(index)
+
+    def batch(self, index: int) -> tuple[Tensor, Tensor]:
+        generator = torch.Generator().manual_seed(_batch_seed(self.seed, self.rank, index))
         last_start = len(self.tokens) - self.block_size - 1
-        while True:
-            starts = torch.randint(last_start + 1, (self.batch_size,), generator=generator)
-            windows = self.tokens[starts.unsqueeze(1) + self.offsets].long()  # (B, T+1)
-            yield windows[:, :-1], windows[:, 1:]
+        starts = torch.randint(last_start + 1, (self.batch_size,), generator=generator)
+        windows = self.tokens[starts.unsqueeze(1) + self.offsets].long()  # (B, T+1)
+        return windows[:, :-1], windows[:, 1:]
+
+
+def _batch_seed(seed: int, rank: int, index: int) -> int:
+    digest = hashlib.blake2b(f"{seed}/{rank}/{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1  # manual_seed takes a non-negative int64
 
 
 def fixed_windows(tokens: Tensor, block_size: int) -> TensorDataset:
@@ -44,9 +66,10 @@ def fixed_windows(tokens: Tensor, block_size: int) -> TensorDataset:
     return TensorDataset(windows[:, :-1], windows[:, 1:])
 
 
-def _worker_id() -> int:
+def _worker_slot() -> tuple[int, int]:
+    """(this worker, number of workers): workers take turns, so the loader keeps batch order."""
     info = torch.utils.data.get_worker_info()
-    return 0 if info is None else info.id
+    return (0, 1) if info is None else (info.id, info.num_workers)
 
 
 class CharDataModule(L.LightningDataModule):
@@ -133,7 +156,15 @@ class CharDataModule(L.LightningDataModule):
         return self.tokenizer.vocab_size
 
     def train_dataloader(self) -> DataLoader:
-        windows = RandomWindows(self.train_tokens, self.block_size, self.batch_size, self.seed)
+        start_batch, rank = 0, 0
+        if self.trainer is not None:
+            # Lightning restores the step counter before it asks for data: a resumed run
+            # continues the batch stream where its checkpoint left it.
+            start_batch = self.trainer.global_step * self.trainer.accumulate_grad_batches
+            rank = self.trainer.global_rank
+        windows = RandomWindows(
+            self.train_tokens, self.block_size, self.batch_size, self.seed, start_batch, rank
+        )
         return self._loader(windows, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
@@ -150,4 +181,7 @@ class CharDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            # Each new iterator draws a base seed; from a private generator, not torch's global
+            # one, so validation does not shift dropout's random stream (and a resume matches).
+            generator=torch.Generator().manual_seed(self.seed),
         )

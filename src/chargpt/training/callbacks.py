@@ -1,11 +1,22 @@
-"""Callbacks: a text sample at every validation, so progress can be read as well as plotted."""
+"""Callbacks: samples at each validation, throughput, and stopping safely (NaN, Ctrl+C, SIGTERM)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+from collections import deque
+
 import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch import Tensor
 
+from chargpt.errors import ChargptError
 from chargpt.generate import generate_text
 from chargpt.model.sampling import check_sampling_args
 from chargpt.training.module import GPTLightningModule
@@ -94,3 +105,165 @@ class ValidateOnLastStep(L.Callback):
         if 0 < trainer.max_steps <= trainer.global_step:
             # A stop request makes Lightning validate before it leaves the loop.
             trainer.should_stop = True
+
+
+class TrainingThroughput(L.Callback):
+    """Training tokens per second, validation excluded: logged as `perf/tokens_per_s`.
+
+    Only host-side numbers (batch shapes, the clock) are used, so measuring never waits for the
+    accelerator. The logged figure is the rate over the last `window` batches; `tokens_per_s`
+    holds the whole run's rate once training ends.
+    """
+
+    def __init__(self, window: int = 25) -> None:
+        super().__init__()
+        self.window = window
+        self.tokens_per_s: float | None = None
+        self._recent: deque[tuple[float, int]] = deque(maxlen=window + 1)
+        self._tokens = 0
+        self._elapsed = 0.0
+        self._resumed_at: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._resumed_at = time.perf_counter()
+        self._recent.append((self._resumed_at, 0))
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        self._tokens += batch[0].numel() * trainer.world_size
+        self._recent.append((time.perf_counter(), self._tokens))
+        (start, start_tokens), (end, end_tokens) = self._recent[0], self._recent[-1]
+        if end > start:
+            pl_module.log("perf/tokens_per_s", (end_tokens - start_tokens) / (end - start))
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._pause()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._resumed_at is None and not trainer.sanity_checking:
+            self._resumed_at = time.perf_counter()
+            self._recent.clear()  # the window restarts: validation time is not training time
+            self._recent.append((self._resumed_at, self._tokens))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._pause()
+        if self._elapsed > 0:
+            self.tokens_per_s = self._tokens / self._elapsed
+
+    def _pause(self) -> None:
+        if self._resumed_at is not None:
+            self._elapsed += time.perf_counter() - self._resumed_at
+            self._resumed_at = None
+
+
+class NonFiniteLossError(ChargptError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Stop with a clear error when the training loss is NaN or infinite.
+
+    The check runs before every validation, so no checkpoint with diverged weights is ever
+    saved. On an accelerator the finite test stays on the device and is read only every
+    `check_every_n_steps` and before validation; on CPU reading it costs nothing, so every step.
+    """
+
+    def __init__(self, check_every_n_steps: int = 25) -> None:
+        super().__init__()
+        self.check_every_n_steps = check_every_n_steps
+        self._first_bad: Tensor | None = None  # the first non-finite step, or -1
+        self._learning_rates: dict[int, float] = {}
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"].detach() if isinstance(outputs, dict) else outputs.detach()
+        step = trainer.global_step
+        if self._first_bad is None:
+            self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+        newly_bad = ~torch.isfinite(loss) & (self._first_bad < 0)
+        self._first_bad = torch.where(newly_bad, step, self._first_bad)
+        self._learning_rates[step] = trainer.optimizers[0].param_groups[0]["lr"]
+        if loss.device.type == "cpu" or step % self.check_every_n_steps == 0:
+            self.check(loss)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.check()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check()
+
+    def check(self, loss: Tensor | None = None) -> None:
+        if self._first_bad is None:
+            return
+        step = int(self._first_bad)
+        if step >= 0:
+            lr = self._learning_rates.get(step, float("nan"))
+            value = "" if loss is None else f" ({float(loss)})"
+            raise NonFiniteLossError(
+                f"train/loss is not finite{value} at step {step} (lr {lr:.3g}): training "
+                "diverged; lower optimizer.lr, lengthen the warm-up (scheduler.warmup_ratio) or "
+                "keep trainer.gradient_clip_val; the last good checkpoint is kept"
+            )
+        self._learning_rates.clear()
+
+
+class TrainingInterrupted(ChargptError):
+    """Ctrl+C during training, raised between batches so the saved state is consistent."""
+
+
+class CheckpointOnInterrupt(L.Callback):
+    """On Ctrl+C or SIGTERM, save `last.ckpt` (between two batches) so `ckpt_path=last` resumes.
+
+    The first Ctrl+C asks to stop after the current batch; a second one stops at once.
+    Lightning turns SIGTERM into an exception between batches by itself.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop_requested = False
+        self.saved_path: str | None = None
+        self._previous_handler = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._request_stop)
+
+    def _request_stop(self, signum: int, frame: object) -> None:
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        print("\nStopping after this batch to save a checkpoint (Ctrl+C again to quit now) ...")
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if self.stop_requested:
+            raise TrainingInterrupted("training interrupted (Ctrl+C)")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_handler()
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore_handler()
+        if not isinstance(exception, SAVED_INTERRUPTIONS):
+            return  # a failed run keeps its last good checkpoint untouched
+        checkpoint = trainer.checkpoint_callback
+        if isinstance(checkpoint, ModelCheckpoint) and checkpoint.dirpath:
+            path = os.path.join(
+                checkpoint.dirpath, checkpoint.CHECKPOINT_NAME_LAST + checkpoint.FILE_EXTENSION
+            )
+            trainer.save_checkpoint(path)
+            self.saved_path = path
+
+    def _restore_handler(self) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+
+# A plain KeyboardInterrupt (the second Ctrl+C) can land mid-step: nothing is saved then.
+SAVED_INTERRUPTIONS = (TrainingInterrupted, SIGTERMException)
+INTERRUPTIONS = (*SAVED_INTERRUPTIONS, KeyboardInterrupt)

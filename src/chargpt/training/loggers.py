@@ -1,7 +1,8 @@
-"""A Weights & Biases logger that runs offline by itself when there are no credentials."""
+"""Loggers: wandb that goes offline without credentials; CSV metrics that survive a resume."""
 
 from __future__ import annotations
 
+import csv
 import netrc
 import os
 from collections.abc import Sequence
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from lightning.pytorch.loggers import WandbLogger
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -58,3 +61,24 @@ def wandb_logger(
         mode=resolve_wandb_mode(mode),
         **wandb_init_kwargs,
     )
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv; this one appends to it."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = sorted(csv.DictReader(file).fieldnames or [])
+
+
+class ResumableCSVLogger(CSVLogger):
+    """`CSVLogger` whose `metrics.csv` keeps the rows of earlier launches of a resumed run."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment

@@ -1,0 +1,148 @@
+"""What a run leaves behind for people and tools: `run.json` in its folder, `summary.csv` per sweep.
+
+`run.json` is written when a run starts (status "running") and rewritten when it ends, so a
+half-finished sweep can be told apart from a finished one. The sweep's `summary.csv` is rebuilt
+from its jobs' `run.json` files each time a job ends: parallel jobs never edit a shared file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+RUN_FILE = "run.json"
+SUMMARY_FILE = "summary.csv"
+STATUSES = ("running", "finished", "failed", "interrupted")
+SUMMARY_COLUMNS = (
+    "job",
+    "status",
+    "overrides",
+    "best_val_loss",
+    "val_bpc",
+    "num_params",
+    "tokens_per_s",
+    "wall_s",
+    "run_dir",
+    "error",
+)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_current_umask()  # what open() would give; mkstemp's files are private
+
+
+def write_atomically(path: Path, data: str | bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(temporary, FILE_MODE)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+@dataclass
+class RunRecord:
+    """The run's identity and outcome, as stored in `run.json`."""
+
+    run_dir: str
+    overrides: list[str] = field(default_factory=list)
+    job_num: int | None = None
+    status: str = "running"
+    error: str | None = None
+    num_params: int | None = None
+    global_step: int = 0
+    best_val_loss: float | None = None
+    val_bpc: float | None = None
+    test_loss: float | None = None
+    tokens_per_s: float | None = None
+    wall_s: float | None = None
+    started: str = field(default_factory=_now)
+    ended: str | None = None
+    wandb_id: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.run_dir) / RUN_FILE
+
+    def save(self) -> None:
+        write_atomically(self.path, json.dumps(asdict(self), indent=2) + "\n")
+
+    def end(self, status: str, error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        self.status = status
+        self.error = error
+        self.ended = _now()
+        self.save()
+
+    def set_best_val_loss(self, loss: float | None) -> None:
+        self.best_val_loss = loss
+        self.val_bpc = None if loss is None else loss / math.log(2)
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike) -> RunRecord:
+        data: dict[str, Any] = json.loads((Path(run_dir) / RUN_FILE).read_text(encoding="utf-8"))
+        known = {name for name in cls.__dataclass_fields__}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def job_records(sweep_dir: str | os.PathLike) -> list[RunRecord]:
+    """The `run.json` of every job folder in a sweep, in job order."""
+    records = []
+    for path in Path(sweep_dir).glob(f"*/{RUN_FILE}"):
+        try:
+            records.append(RunRecord.load(path.parent))
+        except (OSError, ValueError, TypeError):
+            continue  # a job that is writing its record right now; the next rebuild sees it
+    return sorted(records, key=lambda r: (r.job_num is None, r.job_num or 0, r.run_dir))
+
+
+def write_sweep_summary(sweep_dir: str | os.PathLike) -> list[RunRecord]:
+    """Rebuild `summary.csv` from the jobs' records; returns them."""
+    records = job_records(sweep_dir)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(SUMMARY_COLUMNS)
+    for record in records:
+        writer.writerow(
+            [
+                record.job_num,
+                record.status,
+                " ".join(record.overrides),
+                _fmt(record.best_val_loss),
+                _fmt(record.val_bpc),
+                record.num_params,
+                _fmt(record.tokens_per_s, digits=0),
+                _fmt(record.wall_s, digits=1),
+                record.run_dir,
+                record.error or "",
+            ]
+        )
+    write_atomically(Path(sweep_dir) / SUMMARY_FILE, buffer.getvalue())
+    return records
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,38 @@
+"""Hydra callback for sweeps: keep `summary.csv` current and report failed jobs at the end."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from chargpt.records import SUMMARY_FILE, write_sweep_summary
+
+
+class SweepReport(Callback):
+    """Rebuild the sweep's summary as each job ends; at the end list failures and exit non-zero."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode and str(config.hydra.mode).endswith("MULTIRUN"):
+            write_sweep_summary(config.hydra.sweep.dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        records = write_sweep_summary(sweep_dir)
+        failed = [record for record in records if record.status != "finished"]
+        print(
+            f"\nsweep: {len(records) - len(failed)} of {len(records)} jobs finished; "
+            f"summary: {sweep_dir / SUMMARY_FILE}; compare: python -m chargpt.compare {sweep_dir}"
+        )
+        if failed:
+            for record in failed:
+                print(
+                    f"  job {record.job_num} {record.status}: {' '.join(record.overrides)}: "
+                    f"{record.error}",
+                    file=sys.stderr,
+                )
+            sys.exit(1)

@@ -1,0 +1,44 @@
+"""Checkpoints written atomically: a killed process never leaves a truncated `last.ckpt` behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from chargpt.records import FILE_MODE
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Save to a temporary file in the target's folder, flush it to disk, rename it over the target.
+
+    Lightning's own saver writes through fsspec, whose temporary file lives in the system temp
+    folder: moving it onto another file system is a copy, which a kill can cut short. A rename
+    within one folder is atomic, so readers see the old checkpoint or the new one, never half.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(temporary, FILE_MODE)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise

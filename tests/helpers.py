@@ -1,0 +1,82 @@
+"""Helpers for the end-to-end tests: run `run.py` as a user does, read what a run wrote.
+
+`pyproject.toml` puts tests/ on the path (`pythonpath`), so test files `from helpers import ...`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+TINY = [
+    "model/size=tiny",
+    "model.block_size=16",
+    "data.batch_size=8",
+    "trainer.max_steps=15",
+    "trainer.val_check_interval=10",
+    "trainer.limit_val_batches=2",
+    "callbacks.sample.max_new_tokens=40",
+]
+
+
+def run(
+    args: list[str],
+    cwd: Path = PROJECT_ROOT,
+    timeout: int = 300,
+    check: bool = True,
+    full_error: bool = True,
+) -> subprocess.CompletedProcess:
+    """run.py with these overrides; `check` asserts that it succeeded.
+
+    `full_error` sets HYDRA_FULL_ERROR=1 (tracebacks, for debugging failures); without it the
+    user sees one-line errors.
+    """
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    if full_error:
+        env["HYDRA_FULL_ERROR"] = "1"
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "run.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def wandb_summary(run_dir: Path, offline_run: str | None = None) -> dict:
+    """What `wandb leet` shows for the run's (only, or named) offline wandb run."""
+    if offline_run is None:
+        (path,) = (run_dir / "wandb").glob("offline-run-*")
+    else:
+        path = run_dir / "wandb" / offline_run
+    out = subprocess.run(
+        [
+            Path(sys.executable).parent / "wandb",
+            "leet",
+            "inspect",
+            "--summary",
+            "--json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(out.stdout)
+
+
+def csv_metric(run_dir: Path, name: str) -> list[float]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]

@@ -1,0 +1,107 @@
+"""Resuming: the command line is completed from the run's folder; the run continues unbroken."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import csv_metric, run, wandb_summary
+
+from chargpt.resume import ResumeError, resume_arguments
+
+
+def fake_run(folder: Path, overrides: list[str]) -> Path:
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (folder / "checkpoints").mkdir()
+    last = folder / "checkpoints" / "last.ckpt"
+    last.write_bytes(b"weights")
+    return last
+
+
+def test_last_resumes_the_newest_run_with_its_overrides(tmp_path):
+    outputs = tmp_path / "outputs"
+    fake_run(outputs / "2026-01-01" / "09-00-00.000001", ["model/size=tiny"])
+    newest = outputs / "2026-01-02" / "08-00-00.000001"
+    last = fake_run(newest, ["model/size=medium", "trainer.max_steps=100"])
+    args = resume_arguments(["ckpt_path=last", "trainer.max_steps=200"], outputs_dir=outputs)
+    assert args[:3] == ["model/size=medium", "trainer.max_steps=200", f"ckpt_path={last}"]
+    assert f"hydra.run.dir={newest}" in args
+    # Hydra's record of the resumed launch goes beside the original, not over it.
+    (subdir,) = [a for a in args if a.startswith("hydra.output_subdir=")]
+    assert subdir.startswith("hydra.output_subdir=.hydra/resumed-")
+
+
+def test_explicit_checkpoint_resumes_its_own_run(tmp_path):
+    last = fake_run(tmp_path / "run", ["data=names"])
+    args = resume_arguments([f"ckpt_path={last}"], outputs_dir=tmp_path / "none")
+    assert "data=names" in args and f"hydra.run.dir={tmp_path / 'run'}" in args
+
+
+def test_checkpoint_from_elsewhere_starts_a_new_folder(tmp_path):
+    loose = tmp_path / "loose.ckpt"
+    loose.write_bytes(b"weights")
+    assert resume_arguments([f"ckpt_path={loose}"]) == [f"ckpt_path={loose}"]
+
+
+def test_no_ckpt_path_leaves_the_command_alone():
+    assert resume_arguments(["-m", "model.n_layer=2,4"]) == ["-m", "model.n_layer=2,4"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ckpt_path=last"], "ckpt_path=last: no run under"),
+        (["ckpt_path=missing.ckpt"], "ckpt_path=missing.ckpt: no such checkpoint file"),
+        (["-m", "ckpt_path=last"], "ckpt_path cannot be used with -m"),
+    ],
+)
+def test_resume_errors_name_the_problem(tmp_path, args, message):
+    with pytest.raises(ResumeError, match=message):
+        resume_arguments(args, outputs_dir=tmp_path)
+
+
+def test_bad_resume_is_one_line_and_leaves_the_run_untouched(tmp_path, play_file):
+    result = run(["ckpt_path=nowhere/last.ckpt"], cwd=tmp_path, check=False, full_error=False)
+    assert result.returncode != 0
+    assert result.stderr.strip() == "error: ckpt_path=nowhere/last.ckpt: no such checkpoint file"
+
+
+RESUMABLE = [
+    "model/size=tiny",
+    "model.block_size=16",
+    "model.dropout=0.1",  # dropout draws random numbers: their state must be restored too
+    "data.batch_size=8",
+    "scheduler.decay_steps=12",  # one schedule for both halves and the unbroken run
+    "trainer.val_check_interval=6",
+    "trainer.limit_val_batches=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.deterministic=true",
+    "callbacks.sample.max_new_tokens=10",
+    "test_after_training=false",
+]
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, play_file):
+    data = ["data=text", f"data.path={play_file}"]
+    unbroken = tmp_path / "unbroken"
+    run([*data, *RESUMABLE, "trainer.max_steps=12", f"hydra.run.dir={unbroken}"])
+    halves = tmp_path / "halves"
+    run([*data, *RESUMABLE, "trainer.max_steps=6", f"hydra.run.dir={halves}"])
+    # Only the new settings: the run's own overrides come from its folder.
+    result = run(["ckpt_path=last", "trainer.max_steps=12", f"hydra.run.dir={halves}"])
+    assert "Restoring states from the checkpoint" in result.stderr
+
+    expected = csv_metric(unbroken, "train/loss")
+    assert len(expected) == 12
+    assert csv_metric(halves, "train/loss") == expected  # identical, not merely close
+    assert csv_metric(halves, "val/loss")[-1] == csv_metric(unbroken, "val/loss")[-1]
+    record = json.loads((halves / "run.json").read_text())
+    assert record["status"] == "finished" and record["global_step"] == 12
+    assert record["overrides"][:2] == data  # the original launch's overrides are kept
+    # One wandb run, resumed by id: both launches logged into it.
+    runs = list((halves / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2
+    assert {wandb_summary(halves, r.name)["run_id"] for r in runs} == {record["wandb_id"]}

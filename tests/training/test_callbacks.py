@@ -1,0 +1,89 @@
+"""Training callbacks: stopping on a non-finite loss, measuring throughput."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from chargpt.checkpoint import load_checkpoint
+from chargpt.data.datamodule import CharDataModule
+from chargpt.training.callbacks import NonFiniteLossError, StopOnNonFiniteLoss, TrainingThroughput
+from chargpt.training.checkpoint_io import AtomicCheckpointIO
+from chargpt.training.module import GPTLightningModule
+
+
+class DivergesAtStep(GPTLightningModule):
+    """Trains normally, then its loss turns NaN from optimizer step `bad_step` (1-based) on."""
+
+    bad_step = 5
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        return loss * math.nan if self.global_step + 1 >= self.bad_step else loss
+
+
+def tiny_setup(play_file, module_class=GPTLightningModule, **trainer_kwargs):
+    datamodule = CharDataModule(corpus=None, path=str(play_file), block_size=16, batch_size=4)
+    datamodule.setup("fit")
+    module = module_class(
+        model=dict(
+            vocab_size=datamodule.vocab_size, block_size=16, n_layer=1, n_head=2, d_model=16
+        ),
+        optimizer=dict(lr=1e-3),
+        scheduler=dict(warmup_steps=0, decay_steps=10),
+        tokenizer=datamodule.tokenizer.to_dict(),
+    )
+    trainer = L.Trainer(
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1,
+        **trainer_kwargs,
+    )
+    return trainer, module, datamodule
+
+
+def test_nan_loss_stops_with_step_and_lr_and_keeps_the_good_checkpoint(tmp_path, play_file):
+    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=2)
+    trainer, module, datamodule = tiny_setup(
+        play_file,
+        DivergesAtStep,
+        max_steps=10,
+        val_check_interval=2,
+        callbacks=[StopOnNonFiniteLoss(), checkpoints],
+        plugins=[AtomicCheckpointIO()],
+    )
+    with pytest.raises(NonFiniteLossError, match=r"not finite \(nan\) at step 5 \(lr 0\.00055\)"):
+        trainer.fit(module, datamodule=datamodule)
+    model, _ = load_checkpoint(tmp_path / "last.ckpt")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 4
+
+
+def test_finite_training_is_not_stopped(play_file):
+    trainer, module, datamodule = tiny_setup(
+        play_file, max_steps=3, callbacks=[StopOnNonFiniteLoss()], enable_checkpointing=False
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert trainer.global_step == 3
+
+
+def test_throughput_counts_training_tokens_per_second(play_file):
+    throughput = TrainingThroughput(window=2)
+    trainer, module, datamodule = tiny_setup(
+        play_file,
+        max_steps=4,
+        val_check_interval=2,
+        callbacks=[throughput],
+        enable_checkpointing=False,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert throughput.tokens_per_s is not None and throughput.tokens_per_s > 0
+    # 4 batches of 4 windows of 16 characters, over no more time than training took.
+    assert throughput._tokens == 4 * 4 * 16
+    assert trainer.logged_metrics["perf/tokens_per_s"] > 0

@@ -1,0 +1,62 @@
+"""Atomic checkpoint writes: a process killed mid-save leaves the previous checkpoint intact."""
+
+from __future__ import annotations
+
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+
+import torch
+
+from chargpt.training.checkpoint_io import AtomicCheckpointIO
+
+# Saves over an existing checkpoint, but its torch.save writes a few bytes and then hangs,
+# as a save would when the process is killed half-way.
+SAVE_THEN_HANG = textwrap.dedent(
+    """
+    import sys, time, torch
+    from chargpt.training.checkpoint_io import AtomicCheckpointIO
+
+    def hanging_save(obj, file, *args, **kwargs):
+        file.write(b"PK half a checkpoint")
+        file.flush()
+        print("writing", flush=True)
+        time.sleep(120)
+
+    torch.save = hanging_save
+    AtomicCheckpointIO().save_checkpoint({"step": 2}, sys.argv[1])
+    """
+)
+
+
+def test_sigkill_during_save_keeps_the_previous_checkpoint(tmp_path):
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1, "w": torch.ones(3)}, target)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SAVE_THEN_HANG, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout.readline().strip() == "writing"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGKILL
+    kept = torch.load(target, weights_only=True)
+    assert kept["step"] == 1 and torch.equal(kept["w"], torch.ones(3))
+    # The half-written file is a hidden temporary beside it, never a *.ckpt.
+    leftovers = [p.name for p in target.parent.iterdir() if p != target]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".last.ckpt.")
+    assert not leftovers[0].endswith(".ckpt")
+
+
+def test_save_replaces_the_checkpoint_with_ordinary_permissions(tmp_path):
+    target = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, target)
+    io.save_checkpoint({"step": 2}, target)
+    assert io.load_checkpoint(target)["step"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    assert stat.S_IMODE(target.stat().st_mode) & 0o044  # readable like any file, not 0600

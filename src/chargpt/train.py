@@ -67,7 +67,7 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     """
     record = record or _new_record(cfg)
     check_settings(cfg)
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule: CharDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")

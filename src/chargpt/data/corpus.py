@@ -109,8 +109,18 @@ def _download(url: str, directory: Path, fetch: Fetch) -> Path:
     return Path(out.name)
 
 
-def read_text(path: str | os.PathLike) -> str:
-    """Read a UTF-8 corpus, with errors that say what is wrong with the file."""
+ENCODING_ERRORS = ("strict", "replace")
+
+
+def read_text(path: str | os.PathLike, encoding_errors: str = "strict") -> str:
+    """Read a UTF-8 corpus, with errors that say what is wrong with the file.
+
+    `encoding_errors="replace"` turns bytes that are not UTF-8 into U+FFFD instead of failing.
+    """
+    if encoding_errors not in ENCODING_ERRORS:
+        raise CorpusError(
+            f"data.encoding_errors={encoding_errors!r}: must be one of {', '.join(ENCODING_ERRORS)}"
+        )
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"text file not found: {path}; check data.path")
@@ -118,11 +128,11 @@ def read_text(path: str | os.PathLike) -> str:
         raise CorpusError(f"{path} is not a file: data.path must name a UTF-8 text file")
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8", errors=encoding_errors)
     except UnicodeDecodeError as error:
         raise CorpusError(
             f"{path} is not UTF-8: invalid byte 0x{raw[error.start]:02x} at offset {error.start}; "
-            "convert the file to UTF-8"
+            "convert the file to UTF-8, or set data.encoding_errors=replace to read such bytes as �"
         ) from None
     if not text:
         raise CorpusError(f"{path} is empty: a corpus needs text to train on")

@@ -87,6 +87,7 @@ class CharDataModule(L.LightningDataModule):
         seed: int = 1337,
         num_workers: int = 0,
         pin_memory: bool = False,
+        encoding_errors: str = "strict",
     ) -> None:
         super().__init__()
         if (corpus is None) == (path is None):
@@ -117,6 +118,7 @@ class CharDataModule(L.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.encoding_errors = encoding_errors
         self.tokenizer: CharTokenizer | None = None
         self.train_tokens = self.val_tokens = self.test_tokens = None
 
@@ -129,7 +131,7 @@ class CharDataModule(L.LightningDataModule):
             return  # run.py sets up early to read vocab_size; the Trainer calls again
         # A named corpus is fetched and verified here too when prepare_data() was not called.
         path = self.path or ensure_corpus(get_corpus(self.corpus), self.data_dir)
-        text = read_text(path)
+        text = read_text(path, self.encoding_errors)
         tokenizer = CharTokenizer.from_text(text)
         if tokenizer.vocab_size < 2:
             raise CorpusError(

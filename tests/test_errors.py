@@ -1,0 +1,129 @@
+"""Bad input through `run.py`: one line naming the problem and its fix, exit 1, no traceback.
+
+One test per kind of mistake, as a user would make it on the command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from helpers import TINY, run
+
+from chargpt.data.corpus import CORPORA
+
+
+def one_line_error(args: list[str], cwd: Path | None = None) -> str:
+    """Run, expect failure, and return the single line the user sees on stderr."""
+    kwargs = {} if cwd is None else {"cwd": cwd}
+    result = run(args, check=False, full_error=False, **kwargs)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert lines[0].startswith("error: ") and "Traceback" not in result.stdout + result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.n_head=3", "model.d_model=64 is not divisible by model.n_head=3"),
+        ("model.n_layer=0", "model.n_layer=0"),
+        ("model.d_model=-8", "model.d_model=-8"),
+        ("model.dropout=1.0", "model.dropout=1.0: must be in [0, 1)"),
+        ("model.dropout=-0.1", "model.dropout=-0.1: must be in [0, 1)"),
+        ("model.norm=batchnorm", "model.norm='batchnorm': must be one of layernorm, rmsnorm"),
+        ("model.mlp=relu", "model.mlp='relu': must be one of"),
+        ("model.norm_position=middle", "model.norm_position='middle': must be one of pre, post"),
+        ("model.pos_encoding=rotary", "model.pos_encoding='rotary': must be one of"),
+        ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
+        ("data.batch_size=-4", "data.batch_size=-4: must be a positive integer"),
+        ("trainer.max_steps=0", "trainer.max_steps=0: must be a positive number of steps"),
+        ("trainer.max_steps=-1", "trainer.max_steps=-1: must be a positive number of steps"),
+        ("logger.wandb.mode=cloud", "logger.wandb.mode='cloud': must be one of"),
+    ],
+)
+def test_bad_setting(tmp_path, play_file, override, message):
+    line = one_line_error(
+        ["data=text", f"data.path={play_file}", *TINY, override, f"hydra.run.dir={tmp_path}/r"]
+    )
+    assert message in line
+
+
+def test_block_size_longer_than_the_validation_split(tmp_path, play_file):
+    line = one_line_error(
+        [
+            "data=text",
+            f"data.path={play_file}",
+            *TINY,
+            "model.block_size=512",
+            f"hydra.run.dir={tmp_path}/r",
+        ]
+    )
+    assert "the val split has" in line and "fewer than block_size + 1 = 513" in line
+    assert "lower model.block_size" in line
+
+
+def data_error(tmp_path: Path, path: Path, *extra: str) -> str:
+    return one_line_error(
+        ["data=text", f"data.path={path}", *TINY, *extra, f"hydra.run.dir={tmp_path}/r"]
+    )
+
+
+def test_missing_data_file(tmp_path):
+    line = data_error(tmp_path, tmp_path / "absent.txt")
+    assert f"text file not found: {tmp_path / 'absent.txt'}; check data.path" in line
+
+
+def test_directory_instead_of_a_file(tmp_path):
+    assert "is not a file: data.path must name a UTF-8 text file" in data_error(tmp_path, tmp_path)
+
+
+def test_empty_data_file(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert f"{empty} is empty" in data_error(tmp_path, empty)
+
+
+def test_single_distinct_character(tmp_path):
+    same = tmp_path / "aaa.txt"
+    same.write_text("a" * 5000)
+    assert "holds a single distinct character: there is nothing to learn" in data_error(
+        tmp_path, same
+    )
+
+
+def test_bytes_that_are_not_utf8_name_the_offset_and_the_option(tmp_path, play_text):
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(play_text.encode() + "café".encode("latin-1"))
+    line = data_error(tmp_path, latin1)
+    offset = len(play_text.encode()) + 3
+    assert f"invalid byte 0xe9 at offset {offset}" in line
+    assert "data.encoding_errors=replace" in line
+    # ...and the documented option reads the file.
+    replace = ["data.encoding_errors=replace", "trainer.max_steps=2", "logger=none"]
+    run(["data=text", f"data.path={latin1}", *TINY, *replace, f"hydra.run.dir={tmp_path}/ok"])
+
+
+def test_corpus_checksum_mismatch(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    tampered = data_dir / CORPORA["shakespeare"].filename
+    tampered.write_text("First Citizen: tampered\n")
+    actual = hashlib.sha256(tampered.read_bytes()).hexdigest()
+    line = one_line_error(
+        ["data=shakespeare", f"paths.data_dir={data_dir}", *TINY, f"hydra.run.dir={tmp_path}/r"]
+    )
+    assert f"does not match the published shakespeare corpus (sha256 {actual}" in line
+    assert "delete it to download it again" in line
+
+
+def test_failed_run_keeps_earlier_outputs(tmp_path, play_file):
+    """A second launch with a bad flag into a finished run's folder changes nothing there."""
+    run_dir = tmp_path / "run"
+    run(["data=text", f"data.path={play_file}", *TINY, "logger=csv", f"hydra.run.dir={run_dir}"])
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    one_line_error([f"ckpt_path={run_dir}/checkpoints/last.ckpt", "model.n_head=3"])
+    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p in before}
+    assert after == before

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,14 @@ TINY = [
 ]
 
 
+def run_env(full_error: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    if full_error:
+        env["HYDRA_FULL_ERROR"] = "1"
+    return env
+
+
 def run(
     args: list[str],
     cwd: Path = PROJECT_ROOT,
@@ -37,14 +46,10 @@ def run(
     `full_error` sets HYDRA_FULL_ERROR=1 (tracebacks, for debugging failures); without it the
     user sees one-line errors.
     """
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    if full_error:
-        env["HYDRA_FULL_ERROR"] = "1"
     result = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "run.py"), *args],
         cwd=cwd,
-        env=env,
+        env=run_env(full_error),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -52,6 +57,30 @@ def run(
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def start(args: list[str], cwd: Path = PROJECT_ROOT) -> subprocess.Popen:
+    """run.py in the background, as a user's terminal would run it (no HYDRA_FULL_ERROR)."""
+    return subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "run.py"), *args],
+        cwd=cwd,
+        env=run_env(full_error=False),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> None:
+    """Wait until `path` exists (failing early if the process ends first)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"run.py ended before {path} appeared:\n{process.stderr.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.2)
 
 
 def wandb_summary(run_dir: Path, offline_run: str | None = None) -> dict:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
-from helpers import csv_metric, run, wandb_summary
+from helpers import TINY, csv_metric, run, start, wait_for, wandb_summary
 
 from chargpt.resume import ResumeError, resume_arguments
 
@@ -105,3 +108,65 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, play_file):
     runs = list((halves / "wandb").glob("offline-run-*"))
     assert len(runs) == 2
     assert {wandb_summary(halves, r.name)["run_id"] for r in runs} == {record["wandb_id"]}
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_a_checkpoint_that_resumes(tmp_path, play_file, signum, exit_code):
+    run_dir = tmp_path / "run"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    endless = ["trainer.max_steps=100000", "trainer.val_check_interval=2", "logger=csv"]
+    data = ["data=text", f"data.path={play_file}"]
+    process = start([*data, *TINY, *endless, f"hydra.run.dir={run_dir}"])
+    try:
+        wait_for(last, process)  # training is under way: it validated and saved once
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == exit_code, stderr[-3000:]
+    assert f"saved {last}.\nResume with: python run.py ckpt_path={last}" in stderr
+    assert "Traceback" not in stderr
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "interrupted"
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert step == record["global_step"] > 0
+
+    run([f"ckpt_path={last}", f"trainer.max_steps={step + 2}"])
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "finished" and record["global_step"] == step + 2
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, play_file):
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"hyper_parameters": RunsCode(), "state_dict": {}}, evil)
+    line = one_line_resume_error(tmp_path, play_file, evil)
+    assert "not a readable checkpoint" in line
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_resume_refuses_another_model(tmp_path, play_file, trained_checkpoint):
+    line = one_line_resume_error(tmp_path, play_file, trained_checkpoint)
+    assert "holds another model (model.n_layer: 1 -> 2" in line
+
+
+def one_line_resume_error(tmp_path: Path, play_file: Path, ckpt: Path) -> str:
+    result = run(
+        [
+            *TINY,
+            "data=text",
+            f"data.path={play_file}",
+            f"ckpt_path={ckpt}",
+            f"hydra.run.dir={tmp_path}/r",
+        ],
+        cwd=tmp_path,
+        check=False,
+        full_error=False,
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    return line

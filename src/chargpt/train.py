@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from chargpt.checkpoint import CheckpointError, load_checkpoint
 from chargpt.data.datamodule import CharDataModule
 from chargpt.errors import one_line, user_error
 from chargpt.records import RunRecord
@@ -74,6 +75,8 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     with open_dict(cfg):
         cfg.model.vocab_size = datamodule.vocab_size  # facts flow one way: data -> model
     module = build_module(cfg, datamodule)
+    if cfg.ckpt_path:
+        check_resumable(cfg.ckpt_path, module)
     _fill_run_identity(cfg, record)
     record.num_params = module.model.num_parameters()
     record.save()
@@ -94,11 +97,15 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
         for logger in loggers:
             logger.log_hyperparams(run_config)
         record.wandb_id = _wandb_id(loggers)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        # weights_only: a checkpoint is plain data; loading one never runs pickled code.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         _fill_outcome(record, trainer, best)
         if cfg.test_after_training:
             results = trainer.test(
-                module, datamodule=datamodule, ckpt_path=best.best_model_path or None
+                module,
+                datamodule=datamodule,
+                ckpt_path=best.best_model_path or None,
+                weights_only=True,
             )
             record.test_loss = results[0].get("test/loss") if results else None
     except BaseException:
@@ -119,6 +126,20 @@ def check_settings(cfg: DictConfig) -> None:
         raise ValueError(f"trainer.max_steps={max_steps}: must be a positive number of steps")
     instantiate(cfg.optimizer, _convert_="all")
     instantiate(cfg.scheduler)
+
+
+def check_resumable(ckpt_path: str, module: GPTLightningModule) -> None:
+    """Read the checkpoint safely now: a bad file or another model fails in one clear line."""
+    model, tokenizer = load_checkpoint(ckpt_path)
+    saved, wanted = model.config.to_dict(), module.model_config.to_dict()
+    changed = [f"model.{k}: {saved[k]} -> {wanted[k]}" for k in saved if saved[k] != wanted[k]]
+    if changed:
+        raise CheckpointError(
+            f"{ckpt_path} holds another model ({', '.join(changed)}); "
+            "resume with the model settings it was trained with"
+        )
+    if tokenizer.to_dict() != module.tokenizer.to_dict():
+        raise CheckpointError(f"{ckpt_path} was trained on another vocabulary than data.*")
 
 
 def build_module(cfg: DictConfig, datamodule: CharDataModule) -> GPTLightningModule:

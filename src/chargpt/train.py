@@ -18,8 +18,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from chargpt.checkpoint import CheckpointError, load_checkpoint
@@ -113,7 +114,8 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
         _close_loggers(loggers, exit_code=1)
         raise
     _close_loggers(loggers, exit_code=0)
-    _report(cfg, best, loggers)
+    if rank_zero_only.rank == 0:
+        _report(cfg, best, loggers)
     return math.nan if best.best_model_score is None else float(best.best_model_score)
 
 
@@ -181,7 +183,8 @@ def _new_record(cfg: DictConfig) -> RunRecord:
         hydra_cfg = HydraConfig.get()
         overrides = list(hydra_cfg.overrides.task)
         job_num = hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None
-    record = RunRecord(run_dir=run_dir, overrides=overrides, job_num=job_num)
+    record_class = RunRecord if rank_zero_only.rank == 0 else _OtherRankRecord
+    record = record_class(run_dir=run_dir, overrides=overrides, job_num=job_num)
     if cfg.ckpt_path and record.path.exists():
         previous = RunRecord.load(run_dir)
         record.started, record.wall_s, record.wandb_id = (
@@ -191,6 +194,13 @@ def _new_record(cfg: DictConfig) -> RunRecord:
         )
         record.overrides = previous.overrides
     return record
+
+
+class _OtherRankRecord(RunRecord):
+    """In distributed training only rank zero writes run.json; the others keep it in memory."""
+
+    def save(self) -> None:
+        pass
 
 
 def _fill_outcome(record: RunRecord, trainer: L.Trainer, best: ModelCheckpoint) -> None:
@@ -258,7 +268,7 @@ def _report(cfg: DictConfig, best: ModelCheckpoint, loggers: list[Logger]) -> No
                 f"wandb run:    {_wandb_dir(logger)}  (browse: wandb leet; upload: wandb sync)"
             )
         elif logger.log_dir:
-            label = type(logger).__name__.removesuffix("Logger").lower() + ":"
+            label = "csv:" if isinstance(logger, CSVLogger) else "tensorboard:"
             lines.append(f"{label:<13} {logger.log_dir}")
     print("\n".join(lines))
 

@@ -48,13 +48,24 @@ class GPTLightningModule(L.LightningModule):
                 f"model.vocab_size={self.model_config.vocab_size}"
             )
         self.model = GPT(self.model_config)
+        # Only the training step is compiled: evaluation and sampling call the model with other
+        # shapes, each of which would recompile. A compiled function, not a compiled submodule,
+        # so the weights keep their `model.` names in checkpoints (no `_orig_mod.` prefix).
+        self._training_loss = torch.compile(self._loss) if self.model_config.compile else self._loss
 
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         return self.model(idx, targets)
 
+    def training_loss(self, x: Tensor, y: Tensor) -> Tensor:
+        """The mean training loss of a batch, through torch.compile when `model.compile`."""
+        return self._training_loss(x, y)
+
+    def _loss(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.model(x, y)[1]
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
-        _, loss = self.model(x, y)
+        loss = self.training_loss(x, y)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -68,8 +79,9 @@ class GPTLightningModule(L.LightningModule):
         x, y = batch
         _, loss = self.model(x, y)
         # Equal-sized windows: the mean over batches, weighted by batch size, is the mean per char.
-        self.log(f"{split}/loss", loss, prog_bar=True, batch_size=x.size(0))
-        self.log(f"{split}/bpc", loss / math.log(2), batch_size=x.size(0))
+        # sync_dist: under DDP each process sees part of the split; the metric is over all of it.
+        self.log(f"{split}/loss", loss, prog_bar=True, batch_size=x.size(0), sync_dist=True)
+        self.log(f"{split}/bpc", loss / math.log(2), batch_size=x.size(0), sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model, self.optimizer_config)

@@ -1,4 +1,5 @@
-"""A GPT language model in plain PyTorch, read top to bottom: norms, attention, MLP, block, GPT.
+"""A GPT language model in plain PyTorch, read top to bottom: norms, KV cache, attention, MLP,
+block, GPT.
 
 Shapes: B batch, T time (sequence), C channels (d_model), nh heads, hs head size, V vocabulary.
 """
@@ -22,6 +23,67 @@ def make_norm(config: GPTConfig) -> nn.Module:
     return nn.LayerNorm(config.d_model, bias=config.bias)
 
 
+class LayerKVCache:
+    """One layer's keys and values for incremental decoding, room for block_size positions."""
+
+    def __init__(self, keys: Tensor, values: Tensor) -> None:
+        self.keys, self.values = keys, values  # (B, nh, block_size, hs) each
+        self.length = 0  # positions filled so far
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store k, v (B, nh, T, hs) after the filled positions; return all keys and values."""
+        start, end = self.length, self.length + k.size(2)
+        self.keys[:, :, start:end] = k
+        self.values[:, :, start:end] = v
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]  # (B, nh, end, hs)
+
+
+class KVCache:
+    """Every layer's keys and values: what `GPT.forward(idx, cache=...)` reads and extends.
+
+    The new tokens of each call take the positions after those already cached, so a prompt can
+    be fed at once (prefill) and the tokens after it one at a time.
+    """
+
+    def __init__(
+        self,
+        config: GPTConfig,
+        batch_size: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        shape = (batch_size, config.n_head, config.block_size, config.head_size)
+        self.layers = [
+            LayerKVCache(
+                torch.empty(shape, device=device, dtype=dtype),
+                torch.empty(shape, device=device, dtype=dtype),
+            )
+            for _ in range(config.n_layer)
+        ]
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length
+
+    def reset(self) -> None:
+        """Forget every cached position (the memory is kept and overwritten)."""
+        for layer in self.layers:
+            layer.length = 0
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, dropout: float = 0.0) -> Tensor:
+    """Causal attention of T queries, the last T of the S positions in k, v; (B, nh, T, hs)."""
+    T, S = q.size(2), k.size(2)
+    if T == 1:  # one new token: everything cached lies in its past
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+    if T == S:  # no cache, or a prefill into an empty one
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+    # SDPA's is_causal aligns the mask to the top left; query i sits at position S - T + i.
+    mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -37,11 +99,12 @@ class CausalSelfAttention(nn.Module):
         # (B, T, C) -> (B, nh, T, hs)
         return tuple(t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: LayerKVCache | None = None) -> Tensor:
         B, T, C = x.shape
         q, k, v = self._heads(x)
-        dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, nh, cached + T, hs)
+        y = attend(q, k, v, dropout=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, nh, T, hs) -> (B, T, C)
         return self.resid_dropout(self.proj(y))
 
@@ -96,11 +159,11 @@ class Block(nn.Module):
         self.norm2 = make_norm(config)
         self.mlp = MLP_TYPES[config.mlp](config)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: LayerKVCache | None = None) -> Tensor:
         if self.pre_norm:
-            x = x + self.attn(self.norm1(x))
+            x = x + self.attn(self.norm1(x), cache)
             return x + self.mlp(self.norm2(x))
-        x = self.norm1(x + self.attn(x))
+        x = self.norm1(x + self.attn(x, cache))
         return self.norm2(x + self.mlp(x))
 
     def attention_input(self, x: Tensor) -> Tensor:
@@ -159,24 +222,32 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def embed(self, idx: Tensor) -> Tensor:
-        T = idx.size(1)
-        if self.config.block_size < T:
-            raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
+    def embed(self, idx: Tensor, start: int = 0) -> Tensor:
+        """Token plus position embeddings of idx (B, T), whose first token sits at `start`."""
+        end = start + idx.size(1)
+        if self.config.block_size < end:  # with a cache, the cached tokens count too
+            raise ValueError(f"sequence length {end} exceeds block_size {self.config.block_size}")
         x = self.token_embedding(idx)  # (B, T, C)
         if self.config.pos_encoding == "learned":
-            x = x + self.position_embedding(torch.arange(T, device=idx.device))
+            x = x + self.position_embedding(torch.arange(start, end, device=idx.device))
         else:
             # The fixed table has unit-scale entries; without the sqrt(d_model) scaling of
             # "Attention Is All You Need" it would drown the 0.02-scale token embeddings.
-            x = x * math.sqrt(self.config.d_model) + self.position_table[:T]
+            x = x * math.sqrt(self.config.d_model) + self.position_table[start:end]
         return self.dropout(x)
 
-    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """idx (B, T) token ids -> logits (B, T, V), and the mean cross-entropy if targets given."""
-        x = self.embed(idx)
-        for block in self.blocks:
-            x = block(x)
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None, cache: KVCache | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """idx (B, T) token ids -> logits (B, T, V), and the mean cross-entropy if targets given.
+
+        With a cache, idx holds only the new tokens: they follow the `cache.length` cached
+        positions, attend to them, and their keys and values are added to the cache.
+        """
+        start = 0 if cache is None else cache.length
+        x = self.embed(idx, start)
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if cache is None else cache.layers[i])
         logits = self.head(self.final_norm(x))
         if targets is None:
             return logits, None
@@ -225,20 +296,24 @@ class GPT(nn.Module):
         top_p: float | None = None,
         stop_token: int | None = None,
         generator: torch.Generator | None = None,
+        use_cache: bool = True,
     ) -> Tensor:
         """Extend idx (B, T) by up to max_new_tokens sampled tokens; call `eval()` first.
 
         The context is cropped to the last block_size tokens. Generation ends early once every
         row has produced `stop_token` (kept in the output); rows that finished earlier are padded
-        with it.
+        with it. `use_cache` keeps each token's keys and values instead of recomputing them:
+        the same tokens, faster while the sequence fits in block_size.
         """
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens={max_new_tokens}: must be >= 0")
         check_sampling_args(self.config.vocab_size, temperature, top_k, top_p)
+        dtype = self.head.weight.dtype
+        cache = KVCache(self.config, idx.size(0), idx.device, dtype) if use_cache else None
         finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
-            logits, _ = self(idx[:, -self.config.block_size :])
-            next_token = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
+            logits = self._next_logits(idx, cache)
+            next_token = sample_next(logits, temperature, top_k, top_p, generator)
             if stop_token is not None:
                 next_token = next_token.masked_fill(finished, stop_token)
                 finished |= next_token == stop_token
@@ -246,6 +321,24 @@ class GPT(nn.Module):
             if stop_token is not None and bool(finished.all()):
                 break
         return idx
+
+    def _next_logits(self, idx: Tensor, cache: KVCache | None) -> Tensor:
+        """Logits (B, V) of the token after idx (B, T), the whole sequence so far.
+
+        The cache holds the keys and values of idx's first `cache.length` tokens; only the rest
+        is run through the model.
+        """
+        context = idx[:, -self.config.block_size :]
+        if cache is None:
+            return self(context)[0][:, -1]
+        if idx.size(1) > self.config.block_size:
+            # The window has slid: with absolute positions every kept token now sits one
+            # position earlier, so every cached key and value is stale. Refilling the cache
+            # from the cropped window keeps the tokens identical to recomputation, at
+            # recomputation's cost for each token past block_size. (Refilling from a shorter
+            # window would be faster, but would condition on less context than recomputation.)
+            cache.reset()
+        return self(context[:, cache.length :], cache=cache)[0][:, -1]
 
 
 def _component_of(parameter_name: str) -> str:

@@ -1,0 +1,142 @@
+"""Incremental decoding with cached keys and values gives what full recomputation gives."""
+
+import itertools
+
+import pytest
+import torch
+
+from chargpt.model import GPT, GPTConfig
+from chargpt.model.gpt import KVCache
+
+BLOCK_SIZE = 8
+VOCAB_SIZE = 11
+
+# Both norm placements with both position encodings, then the other settings at least once.
+VARIANTS = [
+    dict(norm_position=norm_position, pos_encoding=pos_encoding)
+    for norm_position, pos_encoding in itertools.product(("pre", "post"), ("learned", "sinusoidal"))
+] + [
+    dict(norm="rmsnorm", mlp="swiglu", tie_weights=False, bias=False),
+    dict(norm_position="post", norm="rmsnorm", pos_encoding="sinusoidal", mlp="swiglu"),
+    dict(dropout=0.2),  # off in eval mode, so both paths see the same network
+]
+VARIANT_IDS = [
+    "-".join(str(value) for value in variant.values()).replace("False", "nobias")
+    for variant in VARIANTS
+]
+
+
+def tiny_model(dtype: torch.dtype = torch.float64, **overrides) -> GPT:
+    """float64 by default: token equality must not hinge on float32 rounding near a tie."""
+    settings = dict(vocab_size=VOCAB_SIZE, block_size=BLOCK_SIZE, n_layer=2, n_head=2, d_model=16)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**(settings | overrides))).to(dtype).eval()
+    # Larger weights than the 0.02 init give peaked, input-sensitive distributions, so a wrong
+    # cache changes the tokens instead of hiding behind near-uniform logits.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(20.0)
+    return model
+
+
+def generate_both(model: GPT, prompt: torch.Tensor, max_new_tokens: int, **kwargs):
+    """The same generation with and without the cache; a seed gives each its own generator."""
+    seed = kwargs.pop("seed", None)
+    outputs = []
+    for use_cache in (True, False):
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        outputs.append(
+            model.generate(
+                prompt, max_new_tokens, generator=generator, use_cache=use_cache, **kwargs
+            )
+        )
+    return outputs
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_greedy_tokens_match_recomputation_past_block_size(variant):
+    model = tiny_model(**variant)
+    prompt = torch.randint(0, VOCAB_SIZE, (3, 3))
+    cached, recomputed = generate_both(model, prompt, 3 * BLOCK_SIZE, temperature=0)
+    assert cached.shape == (3, 3 + 3 * BLOCK_SIZE)
+    assert torch.equal(cached, recomputed)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_seeded_sampling_matches_recomputation_past_block_size(variant):
+    model = tiny_model(**variant)
+    prompt = torch.randint(0, VOCAB_SIZE, (3, 3))
+    cached, recomputed = generate_both(model, prompt, 3 * BLOCK_SIZE, seed=7)
+    assert torch.equal(cached, recomputed)
+    # top-k and top-p filter the same logits, so they agree too.
+    cached, recomputed = generate_both(model, prompt, 3 * BLOCK_SIZE, top_k=5, top_p=0.9, seed=7)
+    assert torch.equal(cached, recomputed)
+
+
+@pytest.mark.parametrize("prompt_length", [1, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 3])
+def test_prompt_lengths_from_one_to_past_block_size(prompt_length):
+    model = tiny_model()
+    prompt = torch.randint(0, VOCAB_SIZE, (2, prompt_length))
+    cached, recomputed = generate_both(model, prompt, BLOCK_SIZE + 2, seed=3)
+    assert torch.equal(cached[:, :prompt_length], prompt)
+    assert torch.equal(cached, recomputed)
+
+
+def test_float32_greedy_tokens_match_recomputation():
+    model = tiny_model(torch.float32)
+    prompt = torch.randint(0, VOCAB_SIZE, (4, 2))
+    cached, recomputed = generate_both(model, prompt, 2 * BLOCK_SIZE, temperature=0)
+    assert torch.equal(cached, recomputed)
+
+
+def test_stop_token_padding_matches_recomputation():
+    model = tiny_model()
+    prompt = torch.randint(0, VOCAB_SIZE, (5, 2))
+    cached, recomputed = generate_both(model, prompt, 3 * BLOCK_SIZE, stop_token=4, seed=11)
+    assert torch.equal(cached, recomputed)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_incremental_logits_match_full_forward(variant, dtype):
+    """A prefill, a chunk of several tokens, then one token at a time: the logits of one pass."""
+    model = tiny_model(dtype, **variant)
+    idx = torch.randint(0, VOCAB_SIZE, (2, BLOCK_SIZE))
+    full, _ = model(idx)
+    cache = KVCache(model.config, batch_size=2, dtype=dtype)
+    pieces = [idx[:, :3], idx[:, 3:6]] + [idx[:, t : t + 1] for t in range(6, BLOCK_SIZE)]
+    incremental = torch.cat([model(piece, cache=cache)[0] for piece in pieces], dim=1)
+    assert cache.length == BLOCK_SIZE
+    tolerance = 1e-10 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(incremental, full, rtol=tolerance, atol=tolerance)
+
+
+def test_model_sees_each_token_once_until_the_window_slides():
+    """Within block_size only the new token is run; past it the cropped window is refilled."""
+    model = tiny_model()
+    lengths = []
+    model.token_embedding.register_forward_hook(
+        lambda _m, args, _out: lengths.append(args[0].size(1))
+    )
+    model.generate(torch.zeros(1, 3, dtype=torch.long), BLOCK_SIZE, temperature=0)
+    assert lengths == [3] + [1] * (BLOCK_SIZE - 3) + [BLOCK_SIZE] * 2
+    lengths.clear()
+    model.generate(torch.zeros(1, 3, dtype=torch.long), BLOCK_SIZE, use_cache=False)
+    assert lengths == list(range(3, BLOCK_SIZE + 1)) + [BLOCK_SIZE] * 2
+
+
+def test_cache_cannot_grow_past_block_size():
+    model = tiny_model()
+    cache = KVCache(model.config, batch_size=1, dtype=torch.float64)
+    model(torch.zeros(1, BLOCK_SIZE - 1, dtype=torch.long), cache=cache)
+    with pytest.raises(ValueError, match=f"sequence length {BLOCK_SIZE + 1} exceeds block_size"):
+        model(torch.zeros(1, 2, dtype=torch.long), cache=cache)
+
+
+def test_reset_cache_starts_again_at_position_zero():
+    model = tiny_model()
+    idx = torch.randint(0, VOCAB_SIZE, (1, 5))
+    cache = KVCache(model.config, batch_size=1, dtype=torch.float64)
+    model(torch.randint(0, VOCAB_SIZE, (1, 4)), cache=cache)
+    cache.reset()
+    torch.testing.assert_close(model(idx, cache=cache)[0], model(idx)[0])

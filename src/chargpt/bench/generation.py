@@ -1,0 +1,141 @@
+"""Generation speed with and without the KV cache, printed as a markdown table.
+
+    python -m chargpt.bench generate --size small --block-size 256 --new-tokens 255 500
+
+A randomly initialised model (speed does not depend on the weights) samples from a short prompt
+with a fixed seed. Cached and uncached runs alternate, so that load from other processes on the
+machine slows both alike; the table gives the median of the repeats and the ratio of the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from chargpt.model import GPT, GPTConfig
+
+# src/chargpt/bench/generation.py -> the project folder, which holds conf/.
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+SIZE_PRESETS = PROJECT_ROOT / "conf" / "model" / "size"
+
+
+@dataclass
+class Measurement:
+    """Timings of one generation length: tokens per second of each repeat, in run order."""
+
+    new_tokens: int
+    cached_tokens_per_s: list[float]
+    uncached_tokens_per_s: list[float]
+    same_tokens: bool  # cached and uncached runs sampled identical sequences
+
+    @property
+    def speedup(self) -> float:
+        return statistics.median(self.cached_tokens_per_s) / statistics.median(
+            self.uncached_tokens_per_s
+        )
+
+
+def load_preset(size: str, presets_dir: Path = SIZE_PRESETS) -> dict[str, int]:
+    """The dimensions a size preset (conf/model/size/<size>.yaml) sets."""
+    path = presets_dir / f"{size}.yaml"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in presets_dir.glob("*.yaml")))
+        raise ValueError(f"size={size!r}: no {path}; presets: {names}")
+    return dict(OmegaConf.to_container(OmegaConf.load(path)))
+
+
+def timed_generation(
+    model: GPT, prompt: torch.Tensor, new_tokens: int, use_cache: bool, seed: int
+) -> tuple[float, torch.Tensor]:
+    """Seconds taken to sample `new_tokens` after `prompt`, and the tokens sampled."""
+    generator = torch.Generator(device=prompt.device).manual_seed(seed)
+    start = time.perf_counter()
+    out = model.generate(prompt, new_tokens, generator=generator, use_cache=use_cache)
+    return time.perf_counter() - start, out
+
+
+def measure(model: GPT, prompt: torch.Tensor, new_tokens: int, repeats: int) -> Measurement:
+    """Alternate cached and uncached runs `repeats` times each; tokens/s counts the whole batch."""
+    timed_generation(model, prompt, min(new_tokens, 8), True, seed=0)  # warm-up
+    timed_generation(model, prompt, min(new_tokens, 8), False, seed=0)
+    speeds: dict[bool, list[float]] = {True: [], False: []}
+    outputs: dict[bool, torch.Tensor] = {}
+    for _ in range(repeats):
+        for use_cache in (True, False):
+            seconds, outputs[use_cache] = timed_generation(
+                model, prompt, new_tokens, use_cache, seed=0
+            )
+            speeds[use_cache].append(prompt.size(0) * new_tokens / seconds)
+    same = torch.equal(outputs[True], outputs[False])
+    return Measurement(new_tokens, speeds[True], speeds[False], same)
+
+
+def markdown_table(measurements: list[Measurement]) -> str:
+    lines = [
+        "| new tokens | cached tok/s (median) | uncached tok/s (median) | speedup | same tokens |",
+        "| ---: | ---: | ---: | ---: | :---: |",
+    ]
+    for m in measurements:
+        cached = statistics.median(m.cached_tokens_per_s)
+        uncached = statistics.median(m.uncached_tokens_per_s)
+        same = "yes" if m.same_tokens else "no"
+        lines.append(
+            f"| {m.new_tokens} | {cached:.1f} | {uncached:.1f} | {m.speedup:.2f}x | {same} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m chargpt.bench generate", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--size", default="small", help="preset in conf/model/size (default small)")
+    parser.add_argument("--block-size", type=int, default=256, help="context length")
+    parser.add_argument("--new-tokens", type=int, nargs="+", default=[500])
+    parser.add_argument("--prompt-length", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--vocab-size", type=int, default=65, help="65: tiny-shakespeare")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each kind, interleaved")
+    # One thread: a one-token step is too small to split, and on a machine shared with other
+    # processes idle-spinning worker threads made every run over ten times slower.
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = GPTConfig(
+        vocab_size=args.vocab_size, block_size=args.block_size, **load_preset(args.size)
+    )
+    torch.manual_seed(0)
+    model = GPT(config).to(args.device).eval()
+    prompt = torch.randint(0, config.vocab_size, (args.batch_size, args.prompt_length))
+    prompt = prompt.to(args.device)
+    measurements = [measure(model, prompt, n, args.repeats) for n in args.new_tokens]
+    print(
+        f"{args.size} preset ({model.num_parameters():,} parameters), block_size "
+        f"{config.block_size}, prompt {args.prompt_length} token(s), batch {args.batch_size}, "
+        f"{args.device}, {torch.get_num_threads()} thread(s), {args.repeats} repeats "
+        "interleaved (cached, uncached, ...)\n"
+    )
+    print(markdown_table(measurements))
+    if args.json is not None:
+        report = {
+            "settings": vars(args) | {"json": str(args.json)},
+            "model": config.to_dict(),
+            "torch": torch.__version__,
+            "machine": platform.processor() or platform.machine(),
+            "results": [asdict(m) | {"speedup": m.speedup} for m in measurements],
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,26 @@
+"""The generation benchmark runs end to end on a tiny model and reports what it measured."""
+
+import json
+
+import pytest
+
+from chargpt.bench.generation import load_preset, main
+
+
+def test_reports_cached_and_uncached_speed_for_each_length(tmp_path, capsys):
+    path = tmp_path / "generation.json"
+    args = ["--size", "tiny", "--block-size", "8", "--new-tokens", "4", "12", "--repeats", "2"]
+    main([*args, "--json", str(path)])
+    table = capsys.readouterr().out
+    assert "| 4 |" in table and "| 12 |" in table
+    report = json.loads(path.read_text())
+    assert report["model"]["block_size"] == 8
+    assert report["model"]["d_model"] == load_preset("tiny")["d_model"]
+    for result in report["results"]:
+        assert len(result["cached_tokens_per_s"]) == len(result["uncached_tokens_per_s"]) == 2
+        assert result["same_tokens"]
+
+
+def test_unknown_preset_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"size='huge'.*small"):
+        load_preset("huge")

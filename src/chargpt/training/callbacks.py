@@ -36,8 +36,14 @@ class SampleCallback(L.Callback):
         top_k: int | None = None,
         top_p: float | None = None,
         seed: int = 0,
+        stop: str | None = None,
+        num_samples: int = 1,
     ) -> None:
         super().__init__()
+        if num_samples < 1:
+            raise ValueError(f"callbacks.sample.num_samples={num_samples}: must be >= 1")
+        self.stop = stop
+        self.num_samples = num_samples
         self.prompt = prompt
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
@@ -50,6 +56,12 @@ class SampleCallback(L.Callback):
         """Check the prompt and settings now, not at the first validation minutes later."""
         if not self.prompt:
             raise ValueError("callbacks.sample.prompt is empty: give at least one character")
+        if self.stop is not None and (
+            len(self.stop) != 1 or pl_module.tokenizer.unknown_characters(self.stop)
+        ):
+            raise ValueError(
+                f"callbacks.sample.stop={self.stop!r}: must be one character of the corpus"
+            )
         unknown = pl_module.tokenizer.unknown_characters(self.prompt)
         if unknown:
             raise ValueError(
@@ -80,7 +92,7 @@ class SampleCallback(L.Callback):
     def sample(self, pl_module: GPTLightningModule) -> str:
         was_training = pl_module.training
         pl_module.eval()
-        (text,) = generate_text(
+        texts = generate_text(
             pl_module.model,
             pl_module.tokenizer,
             self.prompt,
@@ -88,10 +100,14 @@ class SampleCallback(L.Callback):
             temperature=self.temperature,
             top_k=self.top_k,
             top_p=self.top_p,
+            stop=self.stop,
             seed=self.seed,
+            num_samples=self.num_samples,
         )
         pl_module.train(was_training)
-        return text
+        if self.stop == "\n":  # one line each, as the corpus has them (names)
+            return "\n".join(text.strip("\n") for text in texts)
+        return "\n---\n".join(texts)
 
 
 class ValidateOnLastStep(L.Callback):

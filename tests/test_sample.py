@@ -49,7 +49,9 @@ def test_greedy_and_stop(capsys, trained_checkpoint):
         (["prompt=ALL#@"], "characters not in the vocabulary: '#', '@'"),
         (["temperature=-1"], "temperature=-1.0: must be >= 0"),
         (["top_k=0"], "top_k=0: must be between 1 and the vocabulary size"),
+        (["top_k=1000"], "top_k=1000: must be between 1 and the vocabulary size"),
         (["top_p=1.5"], r"top_p=1.5: must be in (0, 1]"),
+        (["top_p=0"], r"top_p=0.0: must be in (0, 1]"),
         (["max_new_tokens=-3"], "max_new_tokens=-3: must be >= 0"),
         (["temprature=1"], "Key 'temprature' not in 'SampleArgs'"),
         (["top_k=many"], "top_k"),
@@ -73,3 +75,17 @@ def test_prompt_is_taken_verbatim(trained_checkpoint):
 def test_missing_checkpoint_argument(capsys):
     code, _, err = sample(capsys, "prompt=hi")
     assert code == 2 and "ckpt=PATH is required" in err
+
+
+@pytest.mark.parametrize("kind", ["missing", "not a checkpoint", "truncated"])
+def test_unusable_checkpoint_gives_one_line_error(capsys, tmp_path, trained_checkpoint, kind):
+    path = tmp_path / "model.ckpt"
+    if kind == "not a checkpoint":
+        path.write_text("FIRST CITIZEN: not weights")
+    elif kind == "truncated":
+        data = trained_checkpoint.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    code, out, err = sample(capsys, f"ckpt={path}")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    expected = "checkpoint not found" if kind == "missing" else "is not a readable checkpoint"
+    assert err.startswith("chargpt.sample: error: ") and expected in err

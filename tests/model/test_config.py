@@ -18,6 +18,7 @@ from chargpt.model import ConfigError, GPTConfig
         ({"pos_encoding": "rope"}, "model.pos_encoding='rope': must be one of learned, sinusoidal"),
         ({"mlp_ratio": 0}, "model.mlp_ratio=0: must be > 0"),
         ({"tie_weights": "yes"}, "model.tie_weights='yes': must be true or false"),
+        ({"compile": 1}, "model.compile=1: must be true or false"),
         ({"dropout": "0.1"}, "model.dropout='0.1': must be a number"),
     ],
 )

@@ -65,9 +65,38 @@ def test_optimizer_settings():
 
 
 @pytest.mark.parametrize(
+    ("implementation", "foreach", "fused"),
+    [
+        ("auto", None, None),
+        ("for-loop", False, False),
+        ("foreach", True, False),
+        ("fused", False, True),
+    ],
+)
+def test_adamw_implementation_is_chosen_by_name(implementation, foreach, fused):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 4)
+    reference = torch.nn.Linear(4, 4)
+    reference.load_state_dict(model.state_dict())
+    optimizer = build_optimizer(model, OptimizerConfig(implementation=implementation))
+    assert (optimizer.defaults["foreach"], optimizer.defaults["fused"]) == (foreach, fused)
+    baseline = build_optimizer(reference, OptimizerConfig(implementation="for-loop"))
+    x = torch.randn(8, 4)
+    for net, opt in ((model, optimizer), (reference, baseline)):
+        net(x).square().mean().backward()
+        opt.step()
+    torch.testing.assert_close(model.weight, reference.weight)  # the same update, faster
+
+
+@pytest.mark.parametrize(
     ("config", "kwargs", "message"),
     [
         (OptimizerConfig, {"lr": 0}, "optimizer.lr=0: must be > 0"),
+        (
+            OptimizerConfig,
+            {"implementation": "apex"},
+            "optimizer.implementation='apex': must be one of auto, for-loop, foreach, fused",
+        ),
         (OptimizerConfig, {"betas": [0.9, 1.0]}, "optimizer.betas"),
         (ScheduleConfig, {"warmup_steps": -1}, "scheduler.warmup_steps=-1"),
         (ScheduleConfig, {"decay_steps": 50, "warmup_steps": 100}, "below decay_steps=50"),

@@ -66,8 +66,18 @@ class GPTLightningModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         loss = self.training_loss(x, y)
-        self.log("train/loss", loss, prog_bar=True)
+        if self._writes_logs_after_this_step():
+            # Moved to the CPU once per log interval: the progress bar reads its metrics after
+            # every step, and reading a GPU tensor waits for the GPU to finish its queue.
+            self.log("train/loss", loss.detach().cpu(), prog_bar=True)
         return loss
+
+    def _writes_logs_after_this_step(self) -> bool:
+        """Lightning writes logs every `log_every_n_steps` optimizer steps; and at the last."""
+        trainer = self.trainer
+        step = self.global_step + 1  # the optimizer step this batch belongs to
+        every = trainer.log_every_n_steps
+        return (every > 0 and step % every == 0) or step >= trainer.max_steps > 0
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")

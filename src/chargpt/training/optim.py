@@ -8,6 +8,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+# PyTorch's three AdamW implementations; "auto" lets PyTorch choose (foreach on GPU, else the
+# for-loop). The arguments each one takes:
+IMPLEMENTATIONS: dict[str, dict[str, bool | None]] = {
+    "auto": {},
+    "for-loop": {"foreach": False, "fused": False},
+    "foreach": {"foreach": True, "fused": False},
+    "fused": {"foreach": False, "fused": True},
+}
+
 
 @dataclass(frozen=True)
 class OptimizerConfig:
@@ -15,9 +24,15 @@ class OptimizerConfig:
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
+    implementation: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
+        if self.implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"optimizer.implementation={self.implementation!r}: must be one of "
+                f"{', '.join(IMPLEMENTATIONS)}"
+            )
         if not self.lr > 0:
             raise ValueError(f"optimizer.lr={self.lr}: must be > 0")
         if self.weight_decay < 0:
@@ -89,4 +104,5 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Ad
         lr=config.lr,
         betas=config.betas,
         eps=config.eps,
+        **IMPLEMENTATIONS[config.implementation],
     )

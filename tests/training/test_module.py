@@ -1,0 +1,86 @@
+"""The LightningModule's training step: compiled on request, logged without per-step syncs."""
+
+from __future__ import annotations
+
+import csv
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+
+from chargpt.checkpoint import load_checkpoint
+from chargpt.data.datamodule import CharDataModule
+from chargpt.training.module import GPTLightningModule
+
+
+def tiny_module(
+    play_file, module_class: type[GPTLightningModule] = GPTLightningModule, **model
+) -> tuple[GPTLightningModule, CharDataModule]:
+    datamodule = CharDataModule(corpus=None, path=str(play_file), block_size=16, batch_size=4)
+    datamodule.setup("fit")
+    module = module_class(
+        model=dict(vocab_size=datamodule.vocab_size, block_size=16, n_layer=1, n_head=2, d_model=16)
+        | model,
+        optimizer={},
+        scheduler=dict(warmup_steps=0, decay_steps=12),
+        tokenizer=datamodule.tokenizer.to_dict(),
+    )
+    return module, datamodule
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    settings = dict(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    return L.Trainer(**(settings | kwargs))
+
+
+# Inductor's own imports use a deprecated TorchScript API.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")
+def test_compiled_training_saves_plain_weights(tmp_path, play_file):
+    module, datamodule = tiny_module(play_file, compile=True)
+    x, y = next(iter(datamodule.train_dataloader()))
+    torch.testing.assert_close(module.training_loss(x, y), module.model(x, y)[1])
+    trainer = quiet_trainer(max_steps=3)
+    trainer.fit(module, datamodule=datamodule)
+    path = tmp_path / "compiled.ckpt"
+    trainer.save_checkpoint(path)
+    keys = torch.load(path, weights_only=True)["state_dict"].keys()
+    assert keys and all(key.startswith("model.") and "_orig_mod" not in key for key in keys)
+    model, _ = load_checkpoint(path)
+    assert model.config.compile is True  # the setting is kept; the plain GPT ignores it
+    module.eval()
+    torch.testing.assert_close(model(x)[0], module.model(x)[0])
+
+
+class CountsLogs(GPTLightningModule):
+    """Records the optimizer steps at which the training loss is logged."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.logged_at: list[int] = []
+
+    def log(self, name, value, *args, **kwargs):
+        if name == "train/loss":
+            self.logged_at.append(self.global_step)
+            assert value.device.type == "cpu"
+        super().log(name, value, *args, **kwargs)
+
+
+def test_train_loss_is_logged_only_when_lightning_writes_logs(tmp_path, play_file):
+    module, datamodule = tiny_module(play_file, CountsLogs)
+    logger = CSVLogger(tmp_path, name="csv", version="")
+    trainer = quiet_trainer(max_steps=12, log_every_n_steps=5, logger=logger)
+    trainer.fit(module, datamodule=datamodule)
+    assert module.logged_at == [4, 9, 11]  # every 5th optimizer step, and the last
+    with open(tmp_path / "csv" / "metrics.csv", newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row["train/loss"]]
+    assert [int(row["step"]) for row in rows] == [4, 9]
+    assert trainer.progress_bar_metrics["train/loss"] == pytest.approx(
+        float(trainer.callback_metrics["train/loss"])
+    )

@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from chargpt.checkpoint import load_checkpoint
 from chargpt.data.datamodule import CharDataModule
+from chargpt.training.callbacks import TrainingThroughput
 from chargpt.training.module import GPTLightningModule
 
 
@@ -59,28 +60,32 @@ def test_compiled_training_saves_plain_weights(tmp_path, play_file):
 
 
 class CountsLogs(GPTLightningModule):
-    """Records the optimizer steps at which the training loss is logged."""
+    """Records the steps done (global_step) whenever a metric is logged, by name."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.logged_at: list[int] = []
+        self.logged_at: dict[str, list[int]] = {}
 
     def log(self, name, value, *args, **kwargs):
-        if name == "train/loss":
-            self.logged_at.append(self.global_step)
+        self.logged_at.setdefault(name, []).append(self.global_step)
+        if isinstance(value, torch.Tensor):
             assert value.device.type == "cpu"
         super().log(name, value, *args, **kwargs)
 
 
-def test_train_loss_is_logged_only_when_lightning_writes_logs(tmp_path, play_file):
+def test_per_step_metrics_are_logged_only_when_lightning_writes_logs(tmp_path, play_file):
     module, datamodule = tiny_module(play_file, CountsLogs)
     logger = CSVLogger(tmp_path, name="csv", version="")
-    trainer = quiet_trainer(max_steps=12, log_every_n_steps=5, logger=logger)
+    callbacks = [TrainingThroughput(window=3)]
+    trainer = quiet_trainer(max_steps=12, log_every_n_steps=5, logger=logger, callbacks=callbacks)
     trainer.fit(module, datamodule=datamodule)
-    assert module.logged_at == [4, 9, 11]  # every 5th optimizer step, and the last
+    # Every 5th optimizer step and the last: in the step (before the optimizer counts it) and
+    # after it (the throughput callback).
+    assert module.logged_at == {"train/loss": [4, 9, 11], "perf/tokens_per_s": [5, 10, 12]}
     with open(tmp_path / "csv" / "metrics.csv", newline="") as file:
-        rows = [row for row in csv.DictReader(file) if row["train/loss"]]
-    assert [int(row["step"]) for row in rows] == [4, 9]
+        rows = list(csv.DictReader(file))
+    assert [int(row["step"]) for row in rows if row["train/loss"]] == [4, 9]
+    assert [int(row["step"]) for row in rows if row["perf/tokens_per_s"]] == [4, 9]
     assert trainer.progress_bar_metrics["train/loss"] == pytest.approx(
         float(trainer.callback_metrics["train/loss"])
     )

@@ -19,7 +19,7 @@ from torch import Tensor
 from chargpt.errors import ChargptError
 from chargpt.generate import generate_text
 from chargpt.model.sampling import check_sampling_args
-from chargpt.training.module import GPTLightningModule
+from chargpt.training.module import GPTLightningModule, writes_logs_after
 
 
 class SampleCallback(L.Callback):
@@ -150,7 +150,7 @@ class TrainingThroughput(L.Callback):
         self._tokens += batch[0].numel() * trainer.world_size
         self._recent.append((time.perf_counter(), self._tokens))
         (start, start_tokens), (end, end_tokens) = self._recent[0], self._recent[-1]
-        if end > start:
+        if end > start and writes_logs_after(trainer, trainer.global_step):
             pl_module.log("perf/tokens_per_s", (end_tokens - start_tokens) / (end - start))
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

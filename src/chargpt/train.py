@@ -26,8 +26,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from chargpt.checkpoint import CheckpointError, load_checkpoint
 from chargpt.data.datamodule import CharDataModule
 from chargpt.errors import one_line, user_error
-from chargpt.records import RunRecord
-from chargpt.training.callbacks import INTERRUPTIONS, TrainingThroughput
+from chargpt.records import RunRecord, write_sweep_summary
+from chargpt.training.callbacks import (
+    INTERRUPTIONS,
+    SampleCallback,
+    TrainingInterrupted,
+    TrainingThroughput,
+)
+from chargpt.training.matmul import set_matmul_precision
 from chargpt.training.module import GPTLightningModule
 
 
@@ -44,12 +50,13 @@ def run_job(cfg: DictConfig) -> float:
         best = train(cfg, record)
     except BaseException as error:
         interrupted = isinstance(error, (*INTERRUPTIONS, SystemExit))
-        message = one_line(user_error(error) or error)
+        message = _interruption(error) if interrupted else one_line(user_error(error) or error)
         if record.num_params is not None or not cfg.ckpt_path:  # a bad resume keeps the record
             record.wall_s = (record.wall_s or 0.0) + time.perf_counter() - started
             record.end("interrupted" if interrupted else "failed", message)
+            _refresh_sweep_summary(record)
         if interrupted:
-            _exit_interrupted(cfg, error)
+            _exit_interrupted(error, message)
         if _in_sweep():
             print(f"error: job {record.job_num} failed: {message}", file=sys.stderr)
             return math.nan  # sweepers (Optuna) see a failed trial
@@ -59,6 +66,7 @@ def run_job(cfg: DictConfig) -> float:
         sys.exit(1)
     record.wall_s = (record.wall_s or 0.0) + time.perf_counter() - started
     record.end("finished")
+    _refresh_sweep_summary(record)
     return best
 
 
@@ -70,6 +78,7 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     record = record or _new_record(cfg)
     check_settings(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    set_matmul_precision(cfg.float32_matmul_precision)  # "high": TF32 on GPUs
     datamodule: CharDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -79,18 +88,21 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     if cfg.ckpt_path:
         check_resumable(cfg.ckpt_path, module)
     _fill_run_identity(cfg, record)
-    record.num_params = module.model.num_parameters()
-    record.save()
     loggers = [instantiate(node) for node in cfg.logger.values()]
     callbacks = [instantiate(node) for node in cfg.callbacks.values()]
     if not loggers:  # logger=none: the learning-rate monitor has nowhere to write and would fail
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    for callback in callbacks:
+        if isinstance(callback, SampleCallback):
+            callback.check(module)  # before run.json or wandb is touched
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers or False,
         val_check_interval=_val_check_batches(cfg.trainer),
     )
+    record.num_params = module.model.num_parameters()
+    record.save()
     best = _best_checkpoint(trainer)
     try:
         run_config = OmegaConf.to_container(cfg, resolve=True)
@@ -98,6 +110,7 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
         for logger in loggers:
             logger.log_hyperparams(run_config)
         record.wandb_id = _wandb_id(loggers)
+        record.save()  # a killed run can still be resumed into its wandb run
         # weights_only: a checkpoint is plain data; loading one never runs pickled code.
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         _fill_outcome(record, trainer, best)
@@ -192,7 +205,7 @@ def _new_record(cfg: DictConfig) -> RunRecord:
             previous.wall_s,
             previous.wandb_id,
         )
-        record.overrides = previous.overrides
+        record.overrides, record.job_num = previous.overrides, previous.job_num
     return record
 
 
@@ -216,19 +229,30 @@ def _in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def _exit_interrupted(cfg: DictConfig, error: BaseException) -> None:
-    """Say how to resume, then exit with the shell's code for the signal."""
-    signal_name = "SIGTERM" if isinstance(error, SIGTERMException) else "Ctrl+C"
-    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        print(
-            f"\nInterrupted ({signal_name}); saved {last}.\n"
-            f"Resume with: python run.py ckpt_path={last}",
-            file=sys.stderr,
-        )
+def _interruption(error: BaseException) -> str:
+    if isinstance(error, TrainingInterrupted):
+        return str(error)
+    return (
+        "interrupted (SIGTERM)" if isinstance(error, SIGTERMException) else "interrupted (Ctrl+C)"
+    )
+
+
+def _exit_interrupted(error: BaseException, message: str) -> None:
+    """Say what was saved and how to resume, then exit with the shell's code for the signal."""
+    saved = getattr(error, "saved_path", None)
+    what = message[0].upper() + message[1:]
+    if saved is not None:
+        resume = f"Resume with: python run.py ckpt_path={saved}"
+        print(f"\n{what}; saved {saved}.\n{resume}", file=sys.stderr)
     else:
-        print(f"\nInterrupted ({signal_name}) before any checkpoint was saved.", file=sys.stderr)
-    sys.exit(143 if signal_name == "SIGTERM" else 130)
+        print(f"\n{what}; no checkpoint was saved.", file=sys.stderr)
+    sys.exit(143 if "SIGTERM" in message else 130)
+
+
+def _refresh_sweep_summary(record: RunRecord) -> None:
+    """A sweep job (also one resumed later) updates its sweep's summary.csv."""
+    if record.job_num is not None and rank_zero_only.rank == 0:
+        write_sweep_summary(Path(record.run_dir).parent)
 
 
 def _val_check_batches(trainer_cfg: DictConfig) -> int | float:
@@ -249,10 +273,17 @@ def _best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint:
 
 
 def _close_loggers(loggers: list[Logger], exit_code: int) -> None:
-    """Finish the wandb run (failed if training raised), so the next sweep job starts clean."""
+    """Flush every logger and finish the wandb run (failed if training raised).
+
+    Lightning finalizes loggers only when a stage succeeds; an interrupted run's last metrics
+    would stay unwritten. A finished wandb run lets the next sweep job start a clean one.
+    """
     for logger in loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger.experiment.finish(exit_code=exit_code)
+        if isinstance(logger, WandbLogger):
+            if logger._experiment is not None:
+                logger.experiment.finish(exit_code=exit_code)
+        else:
+            logger.finalize("success" if exit_code == 0 else "failed")
 
 
 def _report(cfg: DictConfig, best: ModelCheckpoint, loggers: list[Logger]) -> None:

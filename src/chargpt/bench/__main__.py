@@ -1,0 +1,34 @@
+"""`python -m chargpt.bench [train|overhead|generate] ...`: `train` when no subcommand is named."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import chargpt.bench as package
+
+SUBCOMMANDS = {
+    "train": "chargpt.bench.training",
+    "overhead": "chargpt.bench.overhead",
+    "generate": "chargpt.bench.generation",
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print(package.__doc__)
+        return
+    name, rest = (argv[0], argv[1:]) if argv and argv[0] in SUBCOMMANDS else ("train", argv)
+    # Imported on demand: each subcommand has its own dependencies and start-up cost.
+    try:
+        module = importlib.import_module(SUBCOMMANDS[name])
+    except ModuleNotFoundError as error:
+        if error.name != SUBCOMMANDS[name]:
+            raise
+        sys.exit(f"python -m chargpt.bench {name}: {SUBCOMMANDS[name]} is not installed here")
+    module.main(rest)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""What a benchmark trains: a config composed like `run.py`'s, and the objects training builds.
+
+The data module, the LightningModule (which builds the GPT and, with `model.compile=true`, its
+compiled training step) and the optimizer come from the same code `run.py` uses, so the figures
+describe the real thing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from chargpt.data.datamodule import CharDataModule
+from chargpt.train import build_module
+from chargpt.training.module import GPTLightningModule
+
+# src/chargpt/bench/workload.py -> the project folder, which holds conf/.
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+CONF_DIR = PROJECT_ROOT / "conf"
+
+
+def expand_sweep(overrides: list[str]) -> list[list[str]]:
+    """Hydra's sweep syntax, without a sweep: `a=1,2 b=x` -> [[a=1, b=x], [a=2, b=x]]."""
+    choices = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.is_sweep_override():
+            key = override.get_key_element()
+            choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+        else:
+            choices.append([override.input_line])
+    return [list(combination) for combination in itertools.product(*choices)]
+
+
+def compose_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
+    """conf/train.yaml with `run.py`-style overrides; run outputs (if any) go to `output_dir`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # resolves ${hydra:...} as in a real run
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        del cfg.hydra
+    return cfg
+
+
+def training_device(trainer_cfg: DictConfig) -> torch.device:
+    """The device Lightning picks for `trainer.accelerator` (cpu, gpu/cuda or auto)."""
+    accelerator = trainer_cfg.accelerator
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", 0)
+    if accelerator not in ("cpu", "auto"):
+        raise ValueError(f"trainer.accelerator={accelerator!r}: the benchmark knows cpu, gpu, auto")
+    return torch.device("cpu")
+
+
+@dataclass
+class Workload:
+    """One configuration: its overrides, composed config, prepared data and target device."""
+
+    overrides: list[str]
+    cfg: DictConfig
+    datamodule: CharDataModule
+    device: torch.device
+
+    @classmethod
+    def from_overrides(cls, overrides: list[str], output_dir: str | Path) -> Workload:
+        cfg = compose_config(overrides, output_dir)
+        datamodule: CharDataModule = instantiate(cfg.data)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        with open_dict(cfg):
+            cfg.model.vocab_size = datamodule.vocab_size  # as run.py: data -> model
+        return cls(overrides, cfg, datamodule, training_device(cfg.trainer))
+
+    @property
+    def label(self) -> str:
+        return " ".join(self.overrides) or "(defaults)"
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Training tokens per optimizer step: batch × context × accumulated batches."""
+        return (
+            self.datamodule.batch_size
+            * self.datamodule.block_size
+            * self.cfg.trainer.accumulate_grad_batches
+        )
+
+    def build_module(self) -> GPTLightningModule:
+        """A fresh LightningModule (and GPT), built exactly as `run.py` builds it."""
+        torch.manual_seed(self.cfg.seed)
+        return build_module(self.cfg, self.datamodule)

@@ -110,30 +110,50 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, play_file):
     assert {wandb_summary(halves, r.name)["run_id"] for r in runs} == {record["wandb_id"]}
 
 
-@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_saves_a_checkpoint_that_resumes(tmp_path, play_file, signum, exit_code):
+@pytest.mark.parametrize(
+    ("signum", "accumulate"),
+    [(signal.SIGINT, 1), (signal.SIGTERM, 2)],
+    ids=["ctrl-c", "sigterm-accumulating"],
+)
+def test_signal_saves_a_checkpoint_and_resuming_equals_an_unbroken_run(
+    tmp_path, play_file, signum, accumulate
+):
+    steady = [
+        *RESUMABLE,
+        "scheduler.decay_steps=1000",
+        f"trainer.accumulate_grad_batches={accumulate}",
+    ]
+    data = ["data=text", f"data.path={play_file}", "logger=csv"]
     run_dir = tmp_path / "run"
     last = run_dir / "checkpoints" / "last.ckpt"
-    endless = ["trainer.max_steps=100000", "trainer.val_check_interval=2", "logger=csv"]
-    data = ["data=text", f"data.path={play_file}"]
-    process = start([*data, *TINY, *endless, f"hydra.run.dir={run_dir}"])
+    endless = ["trainer.max_steps=100000", "trainer.val_check_interval=2"]
+    process = start([*data, *steady, *endless, f"hydra.run.dir={run_dir}"])
     try:
         wait_for(last, process)  # training is under way: it validated and saved once
+        saved_before = last.stat().st_mtime_ns
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == exit_code, stderr[-3000:]
-    assert f"saved {last}.\nResume with: python run.py ckpt_path={last}" in stderr
+    assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], stderr[-3000:]
+    name = {signal.SIGINT: "Ctrl+C", signal.SIGTERM: "SIGTERM"}[signum]
+    assert (
+        f"Interrupted ({name}); saved {last}.\nResume with: python run.py ckpt_path={last}"
+        in stderr
+    )
     assert "Traceback" not in stderr
+    assert last.stat().st_mtime_ns != saved_before  # saved at the interruption, not earlier
     record = json.loads((run_dir / "run.json").read_text())
-    assert record["status"] == "interrupted"
+    assert record["status"] == "interrupted" and record["error"] == f"interrupted ({name})"
     step = torch.load(last, weights_only=True)["global_step"]
     assert step == record["global_step"] > 0
 
-    run([f"ckpt_path={last}", f"trainer.max_steps={step + 2}"])
+    run([f"ckpt_path={last}", f"trainer.max_steps={step + 3}"])
+    unbroken = tmp_path / "unbroken"
+    run([*data, *steady, f"trainer.max_steps={step + 3}", f"hydra.run.dir={unbroken}"])
+    assert csv_metric(run_dir, "train/loss") == csv_metric(unbroken, "train/loss")
     record = json.loads((run_dir / "run.json").read_text())
-    assert record["status"] == "finished" and record["global_step"] == step + 2
+    assert record["status"] == "finished" and record["global_step"] == step + 3
 
 
 class RunsCode:

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -14,11 +13,10 @@ from chargpt.records import SUMMARY_FILE, write_sweep_summary
 
 
 class SweepReport(Callback):
-    """Rebuild the sweep's summary as each job ends; at the end list failures and exit non-zero."""
+    """At the end of a sweep: rebuild its summary, list jobs that did not finish, exit non-zero.
 
-    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode and str(config.hydra.mode).endswith("MULTIRUN"):
-            write_sweep_summary(config.hydra.sweep.dir)
+    Each job refreshes the summary itself when it ends (`chargpt.train.run_job`).
+    """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -32,7 +30,7 @@ class SweepReport(Callback):
             for record in failed:
                 print(
                     f"  job {record.job_num} {record.status}: {' '.join(record.overrides)}: "
-                    f"{record.error}",
+                    f"{record.error or 'no outcome recorded (killed?)'}",
                     file=sys.stderr,
                 )
             sys.exit(1)

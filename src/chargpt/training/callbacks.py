@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections import deque
+from typing import Any
 
 import lightning as L
 import torch
@@ -53,6 +54,9 @@ class SampleCallback(L.Callback):
         self.rows: list[list] = []
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: GPTLightningModule) -> None:
+        self.check(pl_module)
+
+    def check(self, pl_module: GPTLightningModule) -> None:
         """Check the prompt and settings now, not at the first validation minutes later."""
         if not self.prompt:
             raise ValueError("callbacks.sample.prompt is empty: give at least one character")
@@ -183,6 +187,7 @@ class StopOnNonFiniteLoss(L.Callback):
     The check runs before every validation, so no checkpoint with diverged weights is ever
     saved. On an accelerator the finite test stays on the device and is read only every
     `check_every_n_steps` and before validation; on CPU reading it costs nothing, so every step.
+    Steps are numbered from 0, as in the logged metrics.
     """
 
     def __init__(self, check_every_n_steps: int = 25) -> None:
@@ -190,96 +195,120 @@ class StopOnNonFiniteLoss(L.Callback):
         self.check_every_n_steps = check_every_n_steps
         self._first_bad: Tensor | None = None  # the first non-finite step, or -1
         self._learning_rates: dict[int, float] = {}
+        self._lr = float("nan")
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module, optimizer) -> None:
+        self._lr = optimizer.param_groups[0]["lr"]  # the step's own rate: the scheduler moves on
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
     ) -> None:
         loss = outputs["loss"].detach() if isinstance(outputs, dict) else outputs.detach()
-        step = trainer.global_step
+        step = trainer.global_step - 1
         if self._first_bad is None:
             self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
         newly_bad = ~torch.isfinite(loss) & (self._first_bad < 0)
         self._first_bad = torch.where(newly_bad, step, self._first_bad)
-        self._learning_rates[step] = trainer.optimizers[0].param_groups[0]["lr"]
+        self._learning_rates[step] = self._lr
         if loss.device.type == "cpu" or step % self.check_every_n_steps == 0:
-            self.check(loss)
+            self.check(trainer, loss)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self.check()
+            self.check(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.check()
+        self.check(trainer)
 
-    def check(self, loss: Tensor | None = None) -> None:
+    def check(self, trainer: L.Trainer, loss: Tensor | None = None) -> None:
         if self._first_bad is None:
             return
         step = int(self._first_bad)
-        if step >= 0:
+        diverged = step >= 0
+        if trainer.world_size > 1:  # every process stops together, or the others would hang
+            diverged = trainer.strategy.reduce_boolean_decision(diverged, all=False)
+        if diverged:
             lr = self._learning_rates.get(step, float("nan"))
             value = "" if loss is None else f" ({float(loss)})"
+            where = f"at step {step} (lr {lr:.3g})" if step >= 0 else "in another process"
             raise NonFiniteLossError(
-                f"train/loss is not finite{value} at step {step} (lr {lr:.3g}): training "
-                "diverged; lower optimizer.lr, lengthen the warm-up (scheduler.warmup_ratio) or "
-                "keep trainer.gradient_clip_val; the last good checkpoint is kept"
+                f"train/loss is not finite{value} {where}: training diverged; lower "
+                "optimizer.lr, lengthen the warm-up (scheduler.warmup_ratio) or keep "
+                "trainer.gradient_clip_val; the last good checkpoint is kept"
             )
         self._learning_rates.clear()
 
 
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl+C", signal.SIGTERM: "SIGTERM"}
+
+
 class TrainingInterrupted(ChargptError):
-    """Ctrl+C during training, raised between batches so the saved state is consistent."""
+    """Ctrl+C or SIGTERM during training, raised between two optimizer steps."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(f"interrupted ({signal_name})")
+        self.signal_name = signal_name
+        self.saved_path: str | None = None  # set once last.ckpt is written
 
 
 class CheckpointOnInterrupt(L.Callback):
-    """On Ctrl+C or SIGTERM, save `last.ckpt` (between two batches) so `ckpt_path=last` resumes.
+    """On Ctrl+C or SIGTERM, save `last.ckpt` between two optimizer steps, for `ckpt_path=last`.
 
-    The first Ctrl+C asks to stop after the current batch; a second one stops at once.
-    Lightning turns SIGTERM into an exception between batches by itself.
+    The signal only sets a flag; the stop happens before the next batch that begins an optimizer
+    step, so the checkpoint holds whole steps (also with gradient accumulation) and every metric
+    of the last one has been logged. A second Ctrl+C stops at once, without saving.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.stop_requested = False
-        self.saved_path: str | None = None
-        self._previous_handler = None
+        self.requested: str | None = None
+        self._previous_handlers: dict[int, Any] = {}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._previous_handler = signal.signal(signal.SIGINT, self._request_stop)
+        if threading.current_thread() is threading.main_thread():  # signals reach it alone
+            for signum in SIGNAL_NAMES:
+                self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
 
     def _request_stop(self, signum: int, frame: object) -> None:
-        if self.stop_requested:
+        if self.requested == "Ctrl+C" and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.stop_requested = True
-        print("\nStopping after this batch to save a checkpoint (Ctrl+C again to quit now) ...")
+        self.requested = SIGNAL_NAMES[signum]
+        print(f"\n{self.requested}: stopping after this step to save a checkpoint ...", flush=True)
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if self.stop_requested:
-            raise TrainingInterrupted("training interrupted (Ctrl+C)")
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
+        if batch_idx % trainer.accumulate_grad_batches != 0:
+            return  # in the middle of an optimizer step
+        requested = self.requested is not None
+        if trainer.world_size > 1:  # every process stops at the same step
+            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
+        if requested:
+            raise TrainingInterrupted(self.requested or "in another process")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore_handler()
+        self._restore_handlers()
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        self._restore_handler()
-        if not isinstance(exception, SAVED_INTERRUPTIONS):
+        self._restore_handlers()
+        if not isinstance(exception, TrainingInterrupted):
             return  # a failed run keeps its last good checkpoint untouched
         checkpoint = trainer.checkpoint_callback
         if isinstance(checkpoint, ModelCheckpoint) and checkpoint.dirpath:
             path = os.path.join(
                 checkpoint.dirpath, checkpoint.CHECKPOINT_NAME_LAST + checkpoint.FILE_EXTENSION
             )
-            trainer.save_checkpoint(path)
-            self.saved_path = path
+            trainer.save_checkpoint(path, weights_only=False)  # the full training state
+            exception.saved_path = path
 
-    def _restore_handler(self) -> None:
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)
-            self._previous_handler = None
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers.clear()
 
 
-# A plain KeyboardInterrupt (the second Ctrl+C) can land mid-step: nothing is saved then.
-SAVED_INTERRUPTIONS = (TrainingInterrupted, SIGTERMException)
-INTERRUPTIONS = (*SAVED_INTERRUPTIONS, KeyboardInterrupt)
+# A plain KeyboardInterrupt (a second Ctrl+C) or Lightning's SIGTERMException (outside training)
+# can land mid-step: nothing is saved for them.
+INTERRUPTIONS = (TrainingInterrupted, SIGTERMException, KeyboardInterrupt)

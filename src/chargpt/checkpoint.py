@@ -33,14 +33,13 @@ def load_checkpoint(
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        EOFError,
-        OSError,
-        RuntimeError,
-        KeyError,
-    ) as error:
+    except pickle.UnpicklingError:
+        # torch's message suggests weights_only=False, which would run whatever the file holds.
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: it is not a .ckpt, or it holds objects "
+            "other than plain data, which are never loaded"
+        ) from None
+    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, KeyError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise CheckpointError(
             f"{path} is not a readable checkpoint (truncated, corrupt, or not a .ckpt): "

@@ -35,7 +35,8 @@ class CharTokenizer:
             return [self._index[c] for c in text]
         except KeyError:
             raise UnknownCharacterError(
-                f"characters not in the vocabulary: {_describe(self.unknown_characters(text))}"
+                f"characters not in the vocabulary: {_describe(self.unknown_characters(text))}; "
+                "the model knows only the characters of its training text"
             ) from None
 
     def unknown_characters(self, text: str) -> list[str]:

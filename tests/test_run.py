@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import pytest
 from helpers import TINY, csv_metric, run, wandb_summary
@@ -98,22 +99,42 @@ def test_val_check_interval_counts_optimizer_steps(tmp_path, play_file):
     assert "--- sample at step 6 ---" in result.stdout
 
 
-def test_bad_sample_prompt_fails_at_start_and_marks_the_wandb_run_failed(tmp_path, play_file):
+def test_bad_sample_prompt_fails_before_any_logging(tmp_path, play_file):
     run_dir = tmp_path / "run"
     result = run(
         [
+            *TINY,
             "data=text",
             f"data.path={play_file}",
-            *TINY,
             "callbacks.sample.prompt=Q",
             f"hydra.run.dir={run_dir}",
         ],
         check=False,
+        full_error=False,
     )
-    assert result.returncode != 0
+    assert result.returncode == 1
     assert "callbacks.sample.prompt='Q' has characters the corpus lacks: 'Q'" in result.stderr
+    assert not (run_dir / "wandb").exists()  # no wandb run was opened for a bad setting
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+
+
+def test_absurd_learning_rate_stops_the_run_and_marks_it_failed(tmp_path, play_file):
+    run_dir = tmp_path / "run"
+    absurd = ["optimizer.lr=1e6", "scheduler.warmup_ratio=0", "trainer.gradient_clip_val=null"]
+    result = run(
+        ["data=text", f"data.path={play_file}", *TINY, *absurd, f"hydra.run.dir={run_dir}"],
+        check=False,
+        full_error=False,
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    found = re.match(r"error: train/loss is not finite .* at step (\d+) \(lr ([0-9.e+-]+)\)", line)
+    assert found and float(found[2]) > 1e5  # the step and its (absurd) learning rate
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"] == line.removeprefix("error: ")
     summary = wandb_summary(run_dir)
     assert summary["state"] == "failed" and summary["exit_code"] == 1
+    assert not (run_dir / "checkpoints" / "last.ckpt").exists()  # nothing diverged was saved
 
 
 def test_runs_without_any_logger(tmp_path, play_file):

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
+
+from chargpt.compose import compose_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -30,14 +29,9 @@ def experiments() -> list[str]:
 
 
 def compose_train(tmp_path: Path, overrides: list[str]) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # resolves ${hydra:...} as in a real run
+    cfg = compose_config(overrides, tmp_path)
     with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path)
         cfg.model.vocab_size = 65
-        del cfg.hydra
     return cfg
 
 

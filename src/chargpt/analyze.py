@@ -19,7 +19,6 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -32,24 +31,20 @@ from rich.console import Console
 from chargpt.analysis.estimates import precision_of
 from chargpt.analysis.plots import write_plots
 from chargpt.analysis.report import all_tables, analyze_config, print_tables, to_json, to_markdown
+from chargpt.compose import CONF_DIR
+from chargpt.errors import OneLineArgumentParser
 from chargpt.model import GPTConfig
 
 PROG = "chargpt.analyze"
-DEFAULT_CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+DEFAULT_CONF_DIR = CONF_DIR
 DEFAULT_VOCAB_SIZE = 65  # tiny-shakespeare's characters
 DEFAULT_CONTEXTS = [2**k for k in range(4, 14)]  # 16 … 8192
 # Overrides that describe one config by themselves, so that analysing every preset makes no sense.
 SINGLE_CONFIG_KEYS = ("experiment", "model.d_model", "model.n_layer", "model.n_head")
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One line, no usage block: the same shape as every other error of the command."""
-        raise ValueError(message)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = ArgumentParser(
+    parser = OneLineArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for run.py")

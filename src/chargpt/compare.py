@@ -23,7 +23,6 @@ import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
 
 from rich.console import Console
 
@@ -42,7 +41,7 @@ from chargpt.comparison.table import (
     unfinished_note,
 )
 from chargpt.comparison.wandb_runs import link_wandb_runs
-from chargpt.errors import USER_ERRORS, one_line
+from chargpt.errors import USER_ERRORS, OneLineArgumentParser, one_line
 
 PROG = "chargpt.compare"
 REPORT_FILE = "compare.md"
@@ -50,14 +49,8 @@ WANDB_LINKS = "wandb"  # a folder of links to every run's wandb run, for `wandb 
 DEFAULT_OUT = Path("comparison")
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One line, no usage block: the same shape as every other error of the command."""
-        raise ValueError(message)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = ArgumentParser(
+    parser = OneLineArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="runs to compare")

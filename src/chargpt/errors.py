@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import NoReturn
+
 
 class ChargptError(Exception):
     """A problem with the user's settings or files; the message names it and says what to do."""
@@ -28,3 +31,10 @@ def one_line(error: BaseException) -> str:
     """The first line of an error's message (its type name when the message is empty)."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse whose mistakes raise ValueError: the command prints them as its other one-liners."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)

@@ -12,20 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from chargpt.compose import compose_config
 from chargpt.data.datamodule import CharDataModule
 from chargpt.train import build_module
 from chargpt.training.module import GPTLightningModule
-
-# src/chargpt/bench/workload.py -> the project folder, which holds conf/.
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-CONF_DIR = PROJECT_ROOT / "conf"
 
 
 def expand_sweep(overrides: list[str]) -> list[list[str]]:
@@ -38,18 +32,6 @@ def expand_sweep(overrides: list[str]) -> list[list[str]]:
         else:
             choices.append([override.input_line])
     return [list(combination) for combination in itertools.product(*choices)]
-
-
-def compose_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
-    """conf/train.yaml with `run.py`-style overrides; run outputs (if any) go to `output_dir`."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # resolves ${hydra:...} as in a real run
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        del cfg.hydra
-    return cfg
 
 
 def training_device(trainer_cfg: DictConfig) -> torch.device:

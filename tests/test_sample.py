@@ -43,6 +43,16 @@ def test_greedy_and_stop(capsys, trained_checkpoint):
     assert out[:-1] == expected and len(expected) < len(full)
 
 
+def test_halve_window_matches_slide_until_the_window_moves(capsys, trained_checkpoint):
+    """The fixture's block_size is 16: the first 13 characters after a 4-character prompt see the
+    same context under both windows."""
+    base = [f"ckpt={trained_checkpoint}", "prompt=ALL:", "seed=3", "max_new_tokens=60"]
+    slide = sample(capsys, *base)[1]
+    code, halve, _ = sample(capsys, *base, "window=halve")
+    assert code == 0 and len(halve) == len(slide) == len("ALL:") + 60 + 1
+    assert halve[:17] == slide[:17]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -56,6 +66,7 @@ def test_greedy_and_stop(capsys, trained_checkpoint):
         (["temprature=1"], "Key 'temprature' not in 'SampleArgs'"),
         (["top_k=many"], "top_k"),
         (["prompt="], "prompt is empty"),
+        (["window=crop"], "window='crop': must be one of slide, halve"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(capsys, trained_checkpoint, args, message):

@@ -20,10 +20,12 @@ def generate_text(
     stop: str | None = None,
     seed: int = 0,
     num_samples: int = 1,
+    window: str = "slide",
 ) -> list[str]:
     """`num_samples` continuations of `prompt`, each ending at its first `stop` character if set.
 
-    The model must be in eval mode; the same seed gives the same texts.
+    The model must be in eval mode; the same seed gives the same texts. `window` is what the
+    model keeps of a sequence longer than its block_size (see `GPT.generate`).
     """
     if not prompt:
         raise ValueError("prompt is empty: give at least one character (the default is a newline)")
@@ -40,6 +42,7 @@ def generate_text(
         top_p=top_p,
         stop_token=stop_token,
         generator=torch.Generator(device=device).manual_seed(seed),
+        window=window,
     )
     texts = [tokenizer.decode(row.tolist()) for row in out]
     if stop is None:

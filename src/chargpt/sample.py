@@ -4,6 +4,8 @@
         top_k=40 top_p=0.95 seed=1 num_samples=3
 
 temperature=0 decodes greedily; `stop` ends each sample at the first occurrence of a character.
+Past the model's block_size, window=slide (default) keeps the last block_size characters in view;
+window=halve keeps the last half and lets it fill up again, several times faster with the cache.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class SampleArgs:
     seed: int = 1337
     num_samples: int = 1
     stop: str | None = None
+    window: str = "slide"
     device: str = "cpu"
 
 
@@ -70,6 +73,7 @@ def generate_samples(args: SampleArgs) -> list[str]:
         stop=args.stop,
         seed=args.seed,
         num_samples=args.num_samples,
+        window=args.window,
     )
 
 

@@ -12,8 +12,15 @@ def test_reports_cached_and_uncached_speed_for_each_length(tmp_path, capsys):
     args = ["--size", "tiny", "--block-size", "8", "--new-tokens", "4", "12", "--repeats", "2"]
     main([*args, "--json", str(path)])
     table = capsys.readouterr().out
-    assert "| 4 |" in table and "| 12 |" in table
+    for window in ("slide", "halve"):
+        assert f"| {window} | 4 |" in table and f"| {window} | 12 |" in table
     report = json.loads(path.read_text())
+    assert [(r["window"], r["new_tokens"]) for r in report["results"]] == [
+        ("slide", 4),
+        ("slide", 12),
+        ("halve", 4),
+        ("halve", 12),
+    ]
     assert report["model"]["block_size"] == 8
     assert report["model"]["d_model"] == load_preset("tiny")["d_model"]
     for result in report["results"]:

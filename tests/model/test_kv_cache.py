@@ -73,6 +73,33 @@ def test_seeded_sampling_matches_recomputation_past_block_size(variant):
     assert torch.equal(cached, recomputed)
 
 
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+def test_halve_window_matches_recomputation_past_block_size(variant):
+    model = tiny_model(**variant)
+    prompt = torch.randint(0, VOCAB_SIZE, (3, 3))
+    for kwargs in (dict(temperature=0), dict(seed=7), dict(top_k=5, top_p=0.9, seed=7)):
+        cached, recomputed = generate_both(model, prompt, 3 * BLOCK_SIZE, window="halve", **kwargs)
+        assert torch.equal(cached, recomputed)
+
+
+def test_halve_window_agrees_with_slide_until_the_window_moves():
+    model = tiny_model()
+    prompt = torch.randint(0, VOCAB_SIZE, (4, 3))
+    slide = model.generate(prompt, 3 * BLOCK_SIZE, generator=torch.Generator().manual_seed(5))
+    halve = model.generate(
+        prompt, 3 * BLOCK_SIZE, generator=torch.Generator().manual_seed(5), window="halve"
+    )
+    # Tokens are drawn from windows of the same BLOCK_SIZE + 1 - 3 first contexts, then not.
+    assert torch.equal(halve[:, : BLOCK_SIZE + 1], slide[:, : BLOCK_SIZE + 1])
+    assert not torch.equal(halve, slide)
+
+
+def test_unknown_window_is_refused():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="window='crop': must be one of slide, halve"):
+        model.generate(torch.zeros(1, 1, dtype=torch.long), 1, window="crop")
+
+
 @pytest.mark.parametrize("prompt_length", [1, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 3])
 def test_prompt_lengths_from_one_to_past_block_size(prompt_length):
     model = tiny_model()
@@ -123,6 +150,24 @@ def test_model_sees_each_token_once_until_the_window_slides():
     lengths.clear()
     model.generate(torch.zeros(1, 3, dtype=torch.long), BLOCK_SIZE, use_cache=False)
     assert lengths == list(range(3, BLOCK_SIZE + 1)) + [BLOCK_SIZE] * 2
+
+
+def test_halve_window_refills_half_the_window_then_runs_one_token_at_a_time():
+    model = tiny_model()
+    lengths = []
+    model.token_embedding.register_forward_hook(
+        lambda _m, args, _out: lengths.append(args[0].size(1))
+    )
+    half = BLOCK_SIZE // 2
+    model.generate(torch.zeros(1, 3, dtype=torch.long), 2 * BLOCK_SIZE, window="halve")
+    # The prompt, one token at a time up to a full window, then twice: the kept half, and one
+    # token at a time until the window is full again.
+    assert lengths == [3] + [1] * (BLOCK_SIZE - 3) + ([half] + [1] * (BLOCK_SIZE - half)) * 2
+    lengths.clear()
+    model.generate(
+        torch.zeros(1, 3, dtype=torch.long), 2 * BLOCK_SIZE, window="halve", use_cache=False
+    )
+    assert lengths == list(range(3, BLOCK_SIZE + 1)) + list(range(half, BLOCK_SIZE + 1)) * 2
 
 
 def test_cache_cannot_grow_past_block_size():

@@ -2,9 +2,12 @@
 
     python -m chargpt.bench generate --size small --block-size 256 --new-tokens 255 500
 
-A randomly initialised model (speed does not depend on the weights) samples from a short prompt
-with a fixed seed. Cached and uncached runs alternate, so that load from other processes on the
-machine slows both alike; the table gives the median of the repeats and the ratio of the medians.
+Past block_size the model keeps a window of the sequence (GPT.generate's `window`): under "slide"
+every new token moves it, so the cache must be refilled each token; under "halve" it is refilled
+once per half window. Each window is timed with and without the cache. A randomly initialised
+model (speed does not depend on the weights) samples from a short prompt with a fixed seed.
+Cached and uncached runs alternate, so that load from other processes on the machine slows both
+alike; the table gives the median of the repeats and the ratio of the medians.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from omegaconf import OmegaConf
 
 from chargpt.model import GPT, GPTConfig
+from chargpt.model.gpt import WINDOWS
 
 # src/chargpt/bench/generation.py -> the project folder, which holds conf/.
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -31,6 +35,7 @@ SIZE_PRESETS = PROJECT_ROOT / "conf" / "model" / "size"
 class Measurement:
     """Timings of one generation length: tokens per second of each repeat, in run order."""
 
+    window: str
     new_tokens: int
     cached_tokens_per_s: list[float]
     uncached_tokens_per_s: list[float]
@@ -53,43 +58,47 @@ def load_preset(size: str, presets_dir: Path = SIZE_PRESETS) -> dict[str, int]:
 
 
 def timed_generation(
-    model: GPT, prompt: torch.Tensor, new_tokens: int, use_cache: bool, seed: int
+    model: GPT, prompt: torch.Tensor, new_tokens: int, use_cache: bool, window: str, seed: int
 ) -> tuple[float, torch.Tensor]:
     """Seconds taken to sample `new_tokens` after `prompt`, and the tokens sampled."""
     generator = torch.Generator(device=prompt.device).manual_seed(seed)
     start = time.perf_counter()
-    out = model.generate(prompt, new_tokens, generator=generator, use_cache=use_cache)
+    out = model.generate(
+        prompt, new_tokens, generator=generator, use_cache=use_cache, window=window
+    )
     return time.perf_counter() - start, out
 
 
-def measure(model: GPT, prompt: torch.Tensor, new_tokens: int, repeats: int) -> Measurement:
+def measure(
+    model: GPT, prompt: torch.Tensor, new_tokens: int, repeats: int, window: str = "slide"
+) -> Measurement:
     """Alternate cached and uncached runs `repeats` times each; tokens/s counts the whole batch."""
-    timed_generation(model, prompt, min(new_tokens, 8), True, seed=0)  # warm-up
-    timed_generation(model, prompt, min(new_tokens, 8), False, seed=0)
+    for use_cache in (True, False):  # warm-up
+        timed_generation(model, prompt, min(new_tokens, 8), use_cache, window, seed=0)
     speeds: dict[bool, list[float]] = {True: [], False: []}
     outputs: dict[bool, torch.Tensor] = {}
     for _ in range(repeats):
         for use_cache in (True, False):
             seconds, outputs[use_cache] = timed_generation(
-                model, prompt, new_tokens, use_cache, seed=0
+                model, prompt, new_tokens, use_cache, window, seed=0
             )
             speeds[use_cache].append(prompt.size(0) * new_tokens / seconds)
     same = torch.equal(outputs[True], outputs[False])
-    return Measurement(new_tokens, speeds[True], speeds[False], same)
+    return Measurement(window, new_tokens, speeds[True], speeds[False], same)
 
 
 def markdown_table(measurements: list[Measurement]) -> str:
     lines = [
-        "| new tokens | cached tok/s (median) | uncached tok/s (median) | speedup | same tokens |",
-        "| ---: | ---: | ---: | ---: | :---: |",
+        "| window | new tokens | cached tok/s (median) | uncached tok/s (median) | speedup "
+        "| same tokens |",
+        "| --- | ---: | ---: | ---: | ---: | :---: |",
     ]
     for m in measurements:
         cached = statistics.median(m.cached_tokens_per_s)
         uncached = statistics.median(m.uncached_tokens_per_s)
         same = "yes" if m.same_tokens else "no"
-        lines.append(
-            f"| {m.new_tokens} | {cached:.1f} | {uncached:.1f} | {m.speedup:.2f}x | {same} |"
-        )
+        speeds = f"{cached:.1f} | {uncached:.1f} | {m.speedup:.2f}x"
+        lines.append(f"| {m.window} | {m.new_tokens} | {speeds} | {same} |")
     return "\n".join(lines)
 
 
@@ -100,6 +109,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", default="small", help="preset in conf/model/size (default small)")
     parser.add_argument("--block-size", type=int, default=256, help="context length")
     parser.add_argument("--new-tokens", type=int, nargs="+", default=[500])
+    parser.add_argument(
+        "--windows",
+        nargs="+",
+        choices=WINDOWS,
+        default=list(WINDOWS),
+        help="what generation keeps past block_size (default: both)",
+    )
     parser.add_argument("--prompt-length", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--vocab-size", type=int, default=65, help="65: tiny-shakespeare")
@@ -122,7 +138,11 @@ def main(argv: list[str] | None = None) -> None:
     model = GPT(config).to(args.device).eval()
     prompt = torch.randint(0, config.vocab_size, (args.batch_size, args.prompt_length))
     prompt = prompt.to(args.device)
-    measurements = [measure(model, prompt, n, args.repeats) for n in args.new_tokens]
+    measurements = [
+        measure(model, prompt, n, args.repeats, window)
+        for window in args.windows
+        for n in args.new_tokens
+    ]
     print(
         f"{args.size} preset ({model.num_parameters():,} parameters), block_size "
         f"{config.block_size}, prompt {args.prompt_length} token(s), batch {args.batch_size}, "

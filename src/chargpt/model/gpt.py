@@ -16,6 +16,9 @@ from torch import Tensor, nn
 from chargpt.model.config import GPTConfig
 from chargpt.model.sampling import check_sampling_args, sample_next
 
+# What generation keeps once the sequence outgrows block_size (see GPT.generate).
+WINDOWS = ("slide", "halve")
+
 
 def make_norm(config: GPTConfig) -> nn.Module:
     if config.norm == "rmsnorm":
@@ -297,22 +300,36 @@ class GPT(nn.Module):
         stop_token: int | None = None,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        window: str = "slide",
     ) -> Tensor:
         """Extend idx (B, T) by up to max_new_tokens sampled tokens; call `eval()` first.
 
-        The context is cropped to the last block_size tokens. Generation ends early once every
-        row has produced `stop_token` (kept in the output); rows that finished earlier are padded
-        with it. `use_cache` keeps each token's keys and values instead of recomputing them:
-        the same tokens, faster while the sequence fits in block_size.
+        The model sees at most block_size tokens. Once the sequence outgrows them, `window`
+        decides what it keeps: "slide" (nanoGPT's crop) the last block_size tokens, moving one
+        token a step; "halve" the last half of the window, which then fills up again. Generation
+        ends early once every row has produced `stop_token` (kept in the output); rows that
+        finished earlier are padded with it. `use_cache` keeps each token's keys and values
+        instead of recomputing them: the same tokens, faster. With absolute positions a moved
+        window invalidates the cache, so under "slide" each token past block_size costs a full
+        recomputation; "halve" refills once per half window and stays incremental.
         """
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens={max_new_tokens}: must be >= 0")
+        if window not in WINDOWS:
+            raise ValueError(f"window={window!r}: must be one of {', '.join(WINDOWS)}")
         check_sampling_args(self.config.vocab_size, temperature, top_k, top_p)
         dtype = self.head.weight.dtype
         cache = KVCache(self.config, idx.size(0), idx.device, dtype) if use_cache else None
         finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
+        start = max(0, idx.size(1) - self.config.block_size)  # the window's first token
         for _ in range(max_new_tokens):
-            logits = self._next_logits(idx, cache)
+            moved = self._window_start(idx.size(1), start, window)
+            if cache is not None and moved != start:
+                # With absolute positions every kept token now sits at another position, so
+                # every cached key and value is stale: the cache is refilled from the window.
+                cache.reset()
+            start = moved
+            logits = self._next_logits(idx[:, start:], cache)
             next_token = sample_next(logits, temperature, top_k, top_p, generator)
             if stop_token is not None:
                 next_token = next_token.masked_fill(finished, stop_token)
@@ -322,22 +339,23 @@ class GPT(nn.Module):
                 break
         return idx
 
-    def _next_logits(self, idx: Tensor, cache: KVCache | None) -> Tensor:
-        """Logits (B, V) of the token after idx (B, T), the whole sequence so far.
+    def _window_start(self, length: int, start: int, window: str) -> int:
+        """Where the window over a sequence of `length` tokens begins, having begun at `start`."""
+        block_size = self.config.block_size
+        if length - start <= block_size:
+            return start
+        if window == "slide":
+            return length - block_size
+        return length - (block_size + 1) // 2
 
-        The cache holds the keys and values of idx's first `cache.length` tokens; only the rest
-        is run through the model.
+    def _next_logits(self, context: Tensor, cache: KVCache | None) -> Tensor:
+        """Logits (B, V) of the token after context (B, T), the tokens the model sees.
+
+        The cache holds the keys and values of the context's first `cache.length` tokens; only
+        the rest is run through the model.
         """
-        context = idx[:, -self.config.block_size :]
         if cache is None:
             return self(context)[0][:, -1]
-        if idx.size(1) > self.config.block_size:
-            # The window has slid: with absolute positions every kept token now sits one
-            # position earlier, so every cached key and value is stale. Refilling the cache
-            # from the cropped window keeps the tokens identical to recomputation, at
-            # recomputation's cost for each token past block_size. (Refilling from a shorter
-            # window would be faster, but would condition on less context than recomputation.)
-            cache.reset()
         return self(context[:, cache.length :], cache=cache)[0][:, -1]
 
 

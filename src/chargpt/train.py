@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from chargpt.checkpoint import CheckpointError, load_checkpoint
 from chargpt.data.datamodule import CharDataModule
-from chargpt.errors import one_line, user_error
+from chargpt.errors import ChargptError, one_line, user_error
 from chargpt.records import RunRecord, write_sweep_summary
 from chargpt.training.callbacks import (
     INTERRUPTIONS,
@@ -134,6 +135,7 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
 
 def check_settings(cfg: DictConfig) -> None:
     """Fail on a bad model, optimizer or schedule setting before any data is read or fetched."""
+    check_accelerator(cfg.trainer.get("accelerator"))
     instantiate(cfg.model, vocab_size=1)  # only the vocabulary waits for the data
     max_steps = cfg.trainer.max_steps
     if not isinstance(max_steps, int) or max_steps <= 0:
@@ -141,6 +143,18 @@ def check_settings(cfg: DictConfig) -> None:
         raise ValueError(f"trainer.max_steps={max_steps}: must be a positive number of steps")
     instantiate(cfg.optimizer, _convert_="all")
     instantiate(cfg.scheduler)
+
+
+def check_accelerator(accelerator: str | None) -> None:
+    """A GPU run on a machine without one fails here in one line, not deep inside Lightning."""
+    if accelerator not in ("gpu", "cuda") or torch.cuda.is_available():
+        return
+    if accelerator == "gpu" and torch.backends.mps.is_available():  # Lightning's gpu covers MPS
+        return
+    raise ChargptError(
+        f"trainer.accelerator={accelerator}: PyTorch sees no GPU here (torch {torch.__version__}); "
+        "train on the CPU (leave out trainer=gpu) or install a CUDA build of PyTorch"
+    )
 
 
 def check_resumable(ckpt_path: str, module: GPTLightningModule) -> None:

@@ -52,14 +52,17 @@ def test_bad_setting(tmp_path, play_file, override, message):
     assert message in line
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+@pytest.mark.skipif(
+    torch.cuda.is_available() or torch.backends.mps.is_available(),
+    reason="needs a machine without a GPU",
+)
 @pytest.mark.parametrize("override", ["trainer=gpu", "experiment=baby_gpt"])
 def test_gpu_run_without_a_gpu(tmp_path, play_file, override):
     line = one_line_error(
         [override, "data=text", f"data.path={play_file}", *TINY, f"hydra.run.dir={tmp_path}/r"]
     )
     assert line.startswith("error: trainer.accelerator=gpu: PyTorch sees no GPU here")
-    assert "leave out trainer=gpu" in line
+    assert "train on the CPU (trainer=cpu)" in line
 
 
 def test_block_size_longer_than_the_validation_split(tmp_path, play_file):

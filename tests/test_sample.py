@@ -51,6 +51,7 @@ def test_halve_window_matches_slide_until_the_window_moves(capsys, trained_check
     code, halve, _ = sample(capsys, *base, "window=halve")
     assert code == 0 and len(halve) == len(slide) == len("ALL:") + 60 + 1
     assert halve[:17] == slide[:17]
+    assert halve != slide  # the window is passed on: past it, the contexts differ
 
 
 @pytest.mark.parametrize(

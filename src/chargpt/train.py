@@ -153,7 +153,7 @@ def check_accelerator(accelerator: str | None) -> None:
         return
     raise ChargptError(
         f"trainer.accelerator={accelerator}: PyTorch sees no GPU here (torch {torch.__version__}); "
-        "train on the CPU (leave out trainer=gpu) or install a CUDA build of PyTorch"
+        "train on the CPU (trainer=cpu) or install a CUDA build of PyTorch"
     )
 
 

@@ -170,6 +170,16 @@ def test_halve_window_refills_half_the_window_then_runs_one_token_at_a_time():
     assert lengths == list(range(3, BLOCK_SIZE + 1)) + list(range(half, BLOCK_SIZE + 1)) * 2
 
 
+def test_halve_window_keeps_the_larger_half_of_an_odd_block():
+    model = tiny_model(block_size=5)
+    lengths = []
+    model.token_embedding.register_forward_hook(
+        lambda _m, args, _out: lengths.append(args[0].size(1))
+    )
+    model.generate(torch.zeros(1, 1, dtype=torch.long), 8, window="halve", use_cache=False)
+    assert lengths == [1, 2, 3, 4, 5, 3, 4, 5]
+
+
 def test_cache_cannot_grow_past_block_size():
     model = tiny_model()
     cache = KVCache(model.config, batch_size=1, dtype=torch.float64)

@@ -66,6 +66,8 @@ def timed_generation(
     out = model.generate(
         prompt, new_tokens, generator=generator, use_cache=use_cache, window=window
     )
+    if out.is_cuda:  # kernels run asynchronously: wait for the last one before reading the clock
+        torch.cuda.synchronize(out.device)
     return time.perf_counter() - start, out
 
 

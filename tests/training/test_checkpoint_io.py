@@ -50,6 +50,11 @@ def test_sigkill_during_save_keeps_the_previous_checkpoint(tmp_path):
     leftovers = [p.name for p in target.parent.iterdir() if p != target]
     assert len(leftovers) == 1 and leftovers[0].startswith(".last.ckpt.")
     assert not leftovers[0].endswith(".ckpt")
+    # The next save of that checkpoint clears the leftover; other files' saves leave it be.
+    AtomicCheckpointIO().save_checkpoint({"step": 3}, target.parent / "best.ckpt")
+    assert (target.parent / leftovers[0]).exists()
+    AtomicCheckpointIO().save_checkpoint({"step": 3}, target)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
 def test_save_replaces_the_checkpoint_with_ordinary_permissions(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Lightning's own saver writes through fsspec, whose temporary file lives in the system temp
     folder: moving it onto another file system is a copy, which a kill can cut short. A rename
     within one folder is atomic, so readers see the old checkpoint or the new one, never half.
+    A save that completes also deletes what killed saves of the same file left behind.
     """
 
     def save_checkpoint(
@@ -42,3 +44,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            leftover.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import netrc
 import os
 from collections.abc import Sequence
@@ -13,6 +14,9 @@ from urllib.parse import urlparse
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from chargpt.records import write_atomically
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -63,6 +67,24 @@ def wandb_logger(
     )
 
 
+def forget_rows_from(metrics_file: Path, step: int) -> None:
+    """Drop the rows of a metrics.csv logged at `step` or later (rewritten atomically)."""
+    if not metrics_file.is_file():
+        return
+    with metrics_file.open(newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        rows = list(reader)
+        fieldnames = reader.fieldnames or []
+    kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
+    if len(kept) == len(rows):
+        return
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fieldnames)  # \r\n rows, as Lightning writes them
+    writer.writeheader()
+    writer.writerows(kept)
+    write_atomically(metrics_file, text.getvalue())
+
+
 class _AppendingWriter(ExperimentWriter):
     """Lightning's CSV writer deletes an existing metrics.csv; this one appends to it."""
 
@@ -73,7 +95,20 @@ class _AppendingWriter(ExperimentWriter):
 
 
 class ResumableCSVLogger(CSVLogger):
-    """`CSVLogger` whose `metrics.csv` keeps the rows of earlier launches of a resumed run."""
+    """`CSVLogger` whose `metrics.csv` keeps the rows of earlier launches of a resumed run.
+
+    A launch that resumes from step N forgets the earlier rows at step N or later: a run killed
+    after its last checkpoint, or resumed from an older one, logged steps that are trained again.
+    """
+
+    _launch_logged = False
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if not self._launch_logged and step is not None:
+            forget_rows_from(Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE, step)
+        self._launch_logged = True
+        super().log_metrics(metrics, step)
 
     @property
     @rank_zero_experiment

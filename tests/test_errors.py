@@ -41,6 +41,7 @@ def one_line_error(args: list[str], cwd: Path | None = None) -> str:
         ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
         ("data.batch_size=-4", "data.batch_size=-4: must be a positive integer"),
         ("trainer.max_steps=0", "trainer.max_steps=0: must be a positive number of steps"),
+        ("callbacks.sample.window=crop", "callbacks.sample.window='crop': must be one of"),
         ("trainer.max_steps=-1", "trainer.max_steps=-1: must be a positive number of steps"),
         ("logger.wandb.mode=cloud", "logger.wandb.mode='cloud': must be one of"),
     ],

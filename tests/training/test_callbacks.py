@@ -11,7 +11,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from chargpt.checkpoint import load_checkpoint
 from chargpt.data.datamodule import CharDataModule
-from chargpt.training.callbacks import NonFiniteLossError, StopOnNonFiniteLoss, TrainingThroughput
+from chargpt.training.callbacks import (
+    NonFiniteLossError,
+    SampleCallback,
+    StopOnNonFiniteLoss,
+    TrainingThroughput,
+)
 from chargpt.training.checkpoint_io import AtomicCheckpointIO
 from chargpt.training.module import GPTLightningModule
 
@@ -88,3 +93,17 @@ def test_throughput_counts_training_tokens_per_second(play_file):
     # 4 batches of 4 windows of 16 characters, over no more time than training took.
     assert throughput._tokens == 4 * 4 * 16
     assert trainer.logged_metrics["perf/tokens_per_s"] > 0
+
+
+def test_sample_window_is_the_one_generation_uses(play_file):
+    """Past block_size (16) the two windows see other contexts; within it, the same."""
+    _, module, _ = tiny_setup(play_file)
+    with torch.no_grad():  # peaked, context-sensitive predictions instead of near-uniform ones
+        for p in module.model.parameters():
+            p.mul_(20.0)
+    samples = {
+        window: SampleCallback(prompt="A", max_new_tokens=40, seed=1, window=window).sample(module)
+        for window in ("slide", "halve")
+    }
+    assert samples["slide"][:17] == samples["halve"][:17]
+    assert samples["slide"] != samples["halve"]

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from chargpt.errors import ChargptError
 from chargpt.generate import generate_text
+from chargpt.model.gpt import WINDOWS
 from chargpt.model.sampling import check_sampling_args
 from chargpt.training.module import GPTLightningModule, writes_logs_after
 
@@ -39,10 +40,16 @@ class SampleCallback(L.Callback):
         seed: int = 0,
         stop: str | None = None,
         num_samples: int = 1,
+        window: str = "slide",
     ) -> None:
         super().__init__()
         if num_samples < 1:
             raise ValueError(f"callbacks.sample.num_samples={num_samples}: must be >= 1")
+        if window not in WINDOWS:
+            raise ValueError(
+                f"callbacks.sample.window={window!r}: must be one of {', '.join(WINDOWS)}"
+            )
+        self.window = window
         self.stop = stop
         self.num_samples = num_samples
         self.prompt = prompt
@@ -107,6 +114,7 @@ class SampleCallback(L.Callback):
             stop=self.stop,
             seed=self.seed,
             num_samples=self.num_samples,
+            window=self.window,
         )
         pl_module.train(was_training)
         if self.stop == "\n":  # one line each, as the corpus has them (names)

@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from chargpt.bench.hardware import synchronize
+from chargpt.compose import CONF_DIR
 from chargpt.model import GPT, GPTConfig
 from chargpt.model.gpt import WINDOWS
 
-# src/chargpt/bench/generation.py -> the project folder, which holds conf/.
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-SIZE_PRESETS = PROJECT_ROOT / "conf" / "model" / "size"
+SIZE_PRESETS = CONF_DIR / "model" / "size"
 
 
 @dataclass
@@ -66,8 +66,7 @@ def timed_generation(
     out = model.generate(
         prompt, new_tokens, generator=generator, use_cache=use_cache, window=window
     )
-    if out.is_cuda:  # kernels run asynchronously: wait for the last one before reading the clock
-        torch.cuda.synchronize(out.device)
+    synchronize(out.device)  # kernels run asynchronously: wait for the last one
     return time.perf_counter() - start, out
 
 

@@ -90,14 +90,15 @@ def measure_matmul_peak(
     torch.mm(a, b)  # first call: allocation and kernel selection
     best = float("inf")
     for _ in range(repeats):
-        _synchronize(device)
+        synchronize(device)
         start = time.perf_counter()
         torch.mm(a, b)
-        _synchronize(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the accelerator's queued work (kernels run asynchronously); no-op on CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)

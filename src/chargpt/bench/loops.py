@@ -26,6 +26,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.profilers import Profiler
 from omegaconf import DictConfig
 
+from chargpt.bench.hardware import synchronize
 from chargpt.bench.workload import Workload
 from chargpt.training.matmul import set_matmul_precision
 from chargpt.training.module import GPTLightningModule
@@ -69,11 +70,6 @@ class Stamps:
         cpu = [b - a for a, b in itertools.pairwise(self.cpu)]
         timed = slice(warmup, warmup + steps)
         return Block(wall[timed], cpu[timed], wall[0], peak_memory(device))
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def reset_peak_memory(device: torch.device) -> None:
@@ -139,6 +135,9 @@ class PlainLoop:
         synchronize(self.device)
         stamps.stamp()
         return stamps.block(steps, warmup, self.device)
+
+    def close(self) -> None:
+        """Nothing to release: it holds no loggers (the same interface as LightningRunner)."""
 
 
 class StepClock(L.Callback):

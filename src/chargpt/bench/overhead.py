@@ -17,23 +17,22 @@ prints where its time per hook went.
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
 import tempfile
 
 from lightning.pytorch.profilers import SimpleProfiler
 
 from chargpt.bench.hardware import describe_machine
-from chargpt.bench.loops import LOOP_DESCRIPTIONS, LOOPS, Block, LightningRunner
+from chargpt.bench.loops import LOOP_DESCRIPTIONS, LOOPS, LightningRunner
 from chargpt.bench.training import (
-    add_timing_arguments,
+    Result,
     apply_threads,
+    command_line,
     default_out_dir,
     markdown_table,
     report_header,
     run_interleaved,
     summarize,
+    timing_parser,
     write_outputs,
 )
 from chargpt.bench.workload import Workload
@@ -49,32 +48,24 @@ COLUMNS = [
 ]
 
 
-def ratio_rows(blocks: dict[str, list[Block]]) -> tuple[list[list[str]], dict[str, float]]:
-    """Table rows and each loop's tokens/s as a multiple of the plain loop's."""
-    medians = {
-        loop: statistics.median(t for block in loop_blocks for t in block.step_times)
-        for loop, loop_blocks in blocks.items()
-    }
-    cpu = {
-        loop: statistics.median(t for block in loop_blocks for t in block.cpu_times)
-        for loop, loop_blocks in blocks.items()
-    }
+def ratio_rows(results: dict[str, Result]) -> tuple[list[list[str]], dict[str, float]]:
+    """Table rows, and each loop's tokens/s as a multiple of the plain loop's."""
+    plain = results["plain"]
     ratios, rows = {}, []
-    for loop, loop_blocks in blocks.items():
-        ratios[loop] = medians["plain"] / medians[loop]
+    for loop, result in results.items():
+        ratios[loop] = result.tokens_per_s / plain.tokens_per_s
         per_round = [
-            statistics.median(p.step_times) / statistics.median(b.step_times)
-            for p, b in zip(blocks["plain"], loop_blocks, strict=True)
+            p / r for p, r in zip(plain.round_medians_ms, result.round_medians_ms, strict=True)
         ]
         rows.append(
             [
                 loop,
-                f"{1000 * medians[loop]:.1f}",
-                "",  # filled by the caller, which knows tokens per step
+                f"{result.median_ms:.1f}",
+                f"{result.tokens_per_s:,.0f}",
                 f"{ratios[loop]:.3f}",
                 f"{min(per_round):.3f}–{max(per_round):.3f}",
-                f"{1000 * cpu[loop]:.1f}",
-                f"{cpu['plain'] / cpu[loop]:.3f}",
+                f"{result.median_cpu_ms:.1f}",
+                f"{plain.median_cpu_ms / result.median_cpu_ms:.3f}",
             ]
         )
     return rows, ratios
@@ -102,12 +93,7 @@ def profile_lightning(workload: Workload, loop: str, steps: int, top: int = 15) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m chargpt.bench overhead",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_timing_arguments(parser)
+    parser = timing_parser("overhead", __doc__)
     parser.add_argument(
         "--loops", default=",".join(LOOPS), help=f"comma list from {', '.join(LOOPS)}"
     )
@@ -117,20 +103,18 @@ def main(argv: list[str] | None = None) -> None:
     loops = args.loops.split(",")
     if loops[0] != "plain" or any(loop not in LOOPS for loop in loops):
         parser.error(f"--loops must start with plain and name loops from {', '.join(LOOPS)}")
-    command = "python -m chargpt.bench overhead " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("overhead", argv)
     with tempfile.TemporaryDirectory(prefix="chargpt-bench-") as scratch:
         workload = Workload.from_overrides(args.overrides, scratch)
         measured = run_interleaved([workload], loops, args.steps, args.warmup, args.rounds)
         blocks = {loop: measured.blocks[(0, loop)] for loop in loops}
         peak = measured.peak
-        results = [summarize(workload, loop, blocks[loop], peak) for loop in loops]
+        results = {loop: summarize(workload, loop, blocks[loop], peak) for loop in loops}
         profiles = {}
         if args.profile:
             for loop in loops[1:]:
                 profiles[loop] = profile_lightning(workload, loop, args.steps)
-    rows, ratios = ratio_rows(blocks)
-    for row, result in zip(rows, results, strict=True):
-        row[2] = f"{result.tokens_per_s:,.0f}"
+    rows, ratios = ratio_rows(results)
     machine = describe_machine(workload.device)
     loops_text = "\n".join(f"- `{loop}`: {LOOP_DESCRIPTIONS[loop]}" for loop in loops)
     closing = "; ".join(f"{loop} {ratios[loop]:.3f}× plain" for loop in loops[1:])
@@ -152,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         "config": workload.label,
         "settings": {"steps": args.steps, "warmup": args.warmup, "rounds": args.rounds},
         "ratios_vs_plain": ratios,
-        "results": [r.__dict__ for r in results],
+        "results": [r.__dict__ for r in results.values()],
         "step_times_s": {loop: [b.step_times for b in blocks[loop]] for loop in loops},
         "profiles": profiles,
     }

@@ -138,8 +138,7 @@ def run_interleaved(
             peaks.append(peak_flops(device))
     finally:
         for runner in runners.values():
-            if hasattr(runner, "close"):
-                runner.close()
+            runner.close()
     return Measurements(blocks, max(peaks, key=lambda peak: peak.flops_per_s))
 
 
@@ -217,13 +216,26 @@ def default_out_dir() -> Path:
     return Path("outputs") / "bench" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
 
 
-def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+def timing_parser(subcommand: str, description: str) -> argparse.ArgumentParser:
+    """The arguments the training and overhead benchmarks share."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m chargpt.bench {subcommand}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("overrides", nargs="*", help="run.py overrides; a,b lists compare values")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per block")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps before each block")
     parser.add_argument("--rounds", type=int, default=3, help="blocks per config, interleaved")
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON and table")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    return parser
+
+
+def command_line(subcommand: str, argv: list[str] | None) -> str:
+    """The command as typed, for the report."""
+    arguments = sys.argv[1:] if argv is None else argv
+    return " ".join(["python -m chargpt.bench", subcommand, *arguments])
 
 
 def apply_threads(threads: int | None) -> None:
@@ -232,16 +244,11 @@ def apply_threads(threads: int | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m chargpt.bench train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_timing_arguments(parser)
+    parser = timing_parser("train", __doc__)
     parser.add_argument("--loop", choices=LOOPS, default="lightning", help="what steps the model")
     args = parser.parse_args(argv)
     apply_threads(args.threads)
-    command = "python -m chargpt.bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("train", argv)
     with tempfile.TemporaryDirectory(prefix="chargpt-bench-") as scratch:
         workloads = [Workload.from_overrides(o, scratch) for o in expand_sweep(args.overrides)]
         device = workloads[0].device

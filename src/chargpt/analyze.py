@@ -36,7 +36,6 @@ from chargpt.errors import OneLineArgumentParser
 from chargpt.model import GPTConfig
 
 PROG = "chargpt.analyze"
-DEFAULT_CONF_DIR = CONF_DIR
 DEFAULT_VOCAB_SIZE = 65  # tiny-shakespeare's characters
 DEFAULT_CONTEXTS = [2**k for k in range(4, 14)]  # 16 … 8192
 # Overrides that describe one config by themselves, so that analysing every preset makes no sense.
@@ -56,7 +55,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="context lengths for the attention table and plot, e.g. 64,256,1024",
     )
     parser.add_argument(
-        "--config-dir", type=Path, default=DEFAULT_CONF_DIR, help="the Hydra conf folder to compose"
+        "--config-dir", type=Path, default=CONF_DIR, help="the Hydra conf folder to compose"
     )
     return parser.parse_intermixed_args(argv)
 

@@ -13,10 +13,12 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.csv"
@@ -44,18 +46,32 @@ def _current_umask() -> int:
 FILE_MODE = 0o666 & ~_current_umask()  # what open() would give; mkstemp's files are private
 
 
-def write_atomically(path: Path, data: str | bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+@contextmanager
+def open_atomically(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that becomes `path` only when the block ends without an error.
+
+    It is a hidden temporary file beside `path` (`.NAME.*.tmp`), flushed to disk, then renamed
+    over `path`: a rename within one folder is atomic, so readers see the old file or the new
+    one, never half, even if the process is killed mid-write.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            file.write(data.encode("utf-8") if isinstance(data, str) else data)
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
         os.chmod(temporary, FILE_MODE)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` through `open_atomically`."""
+    with open_atomically(path) as file:
+        file.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def _now() -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import glob
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,7 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from chargpt.records import FILE_MODE
+from chargpt.records import open_atomically
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -30,19 +28,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(temporary, FILE_MODE)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with open_atomically(target) as file:
+            torch.save(checkpoint, file)
+        # One process saves each checkpoint, so any other temporary file of it is a killed save's.
         for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
             leftover.unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from chargpt.bench.training import (
     command_line,
     default_out_dir,
     markdown_table,
+    report_facts,
     report_header,
     run_interleaved,
     summarize,
@@ -129,12 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown)
     for loop, summary in profiles.items():
         print(f"\nSimpleProfiler, {loop}, {args.steps + 1} steps:\n\n{summary}")
-    payload = {
-        "command": command,
-        "machine": machine,
-        "peak_flops_per_s": peak.flops_per_s,
+    payload = report_facts(command, machine, peak, args) | {
         "config": workload.label,
-        "settings": {"steps": args.steps, "warmup": args.warmup, "rounds": args.rounds},
         "ratios_vs_plain": ratios,
         "results": [r.__dict__ for r in results.values()],
         "step_times_s": {loop: [b.step_times for b in blocks[loop]] for loop in loops},

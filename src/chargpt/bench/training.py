@@ -200,6 +200,19 @@ def report_header(machine: dict, peak: Peak, args: argparse.Namespace, command: 
     )
 
 
+def report_facts(
+    command: str, machine: dict, peak: Peak, args: argparse.Namespace
+) -> dict[str, object]:
+    """What every benchmark's JSON starts with: how it was run, where, and against what peak."""
+    return {
+        "command": command,
+        "machine": machine,
+        "peak_flops_per_s": peak.flops_per_s,
+        "peak_source": peak.source,
+        "settings": {"steps": args.steps, "warmup": args.warmup, "rounds": args.rounds},
+    }
+
+
 def peak_rss_mib() -> float:
     """The process's peak resident memory (on CPU the only memory figure: all configs together)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
@@ -266,12 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         ]
     )
     print(markdown)
-    payload = {
-        "command": command,
-        "machine": machine,
-        "peak_flops_per_s": peak.flops_per_s,
-        "peak_source": peak.source,
-        "settings": {"steps": args.steps, "warmup": args.warmup, "rounds": args.rounds},
+    payload = report_facts(command, machine, peak, args) | {
         "results": [
             result.__dict__ | {"step_times_s": [b.step_times for b in blocks[(index, args.loop)]]}
             for index, result in enumerate(results)

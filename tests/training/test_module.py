@@ -16,14 +16,17 @@ from chargpt.training.module import GPTLightningModule
 
 
 def tiny_module(
-    play_file, module_class: type[GPTLightningModule] = GPTLightningModule, **model
+    play_file,
+    module_class: type[GPTLightningModule] = GPTLightningModule,
+    optimizer: dict | None = None,
+    **model,
 ) -> tuple[GPTLightningModule, CharDataModule]:
     datamodule = CharDataModule(corpus=None, path=str(play_file), block_size=16, batch_size=4)
     datamodule.setup("fit")
     module = module_class(
         model=dict(vocab_size=datamodule.vocab_size, block_size=16, n_layer=1, n_head=2, d_model=16)
         | model,
-        optimizer={},
+        optimizer=optimizer or {},
         scheduler=dict(warmup_steps=0, decay_steps=12),
         tokenizer=datamodule.tokenizer.to_dict(),
     )
@@ -89,3 +92,52 @@ def test_per_step_metrics_are_logged_only_when_lightning_writes_logs(tmp_path, p
     assert trainer.progress_bar_metrics["train/loss"] == pytest.approx(
         float(trainer.callback_metrics["train/loss"])
     )
+
+
+class GradientNormAtStep(L.Callback):
+    """The global gradient norm each optimizer step used: after unscaling and clipping.
+
+    Read after the step: under bf16 and fp32 the step itself runs the backward pass.
+    """
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        def record(optimizer, args, kwargs) -> None:
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+            norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads if g is not None]))
+            self.norms.append(float(norm))
+
+        trainer.optimizers[0].register_step_post_hook(record)
+
+
+# The GPU path on the CPU: autocast runs the same Lightning precision plugins (bf16 without a
+# scaler, 16-bit with a GradScaler).
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+@pytest.mark.parametrize("implementation", ["auto", "for-loop", "foreach", "fused"])
+def test_mixed_precision_clips_with_every_implementation(play_file, precision, implementation):
+    module, datamodule = tiny_module(play_file, optimizer={"implementation": implementation})
+    before = [p.detach().clone() for p in module.parameters()]
+    spy = GradientNormAtStep()
+    clip = 0.05  # far below this model's gradient norms: every step is clipped
+    trainer = quiet_trainer(
+        accelerator="cpu",
+        precision=precision,
+        gradient_clip_val=clip,
+        max_steps=4,
+        callbacks=[spy],
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert trainer.global_step == 4
+    finite = [norm for norm in spy.norms if torch.isfinite(torch.tensor(norm))]
+    assert finite and all(norm <= clip * 1.001 for norm in finite), spy.norms
+    changed = any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+    assert changed and all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_auto_implementation_is_fused_on_the_cpu(play_file):
+    module, datamodule = tiny_module(play_file)
+    trainer = quiet_trainer(accelerator="cpu", max_steps=1)
+    trainer.fit(module, datamodule=datamodule)
+    assert trainer.optimizers[0].defaults["fused"] is True

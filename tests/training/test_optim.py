@@ -67,7 +67,7 @@ def test_optimizer_settings():
 @pytest.mark.parametrize(
     ("implementation", "foreach", "fused"),
     [
-        ("auto", None, None),
+        ("auto", False, True),  # on the CPU: the fused kernel
         ("for-loop", False, False),
         ("foreach", True, False),
         ("fused", False, True),
@@ -98,6 +98,14 @@ def test_adamw_implementation_is_chosen_by_name(implementation, foreach, fused):
             "optimizer.implementation='apex': must be one of auto, for-loop, foreach, fused",
         ),
         (OptimizerConfig, {"betas": [0.9, 1.0]}, "optimizer.betas"),
+        (OptimizerConfig, {"betas": "ab"}, "optimizer.betas='ab': must be two numbers"),
+        (OptimizerConfig, {"lr": "abc"}, "optimizer.lr='abc': must be a finite number"),
+        (OptimizerConfig, {"lr": float("inf")}, "optimizer.lr=inf: must be a finite number"),
+        (OptimizerConfig, {"weight_decay": float("nan")}, "optimizer.weight_decay=nan"),
+        (OptimizerConfig, {"eps": -1}, "optimizer.eps=-1: must be > 0"),
+        (OptimizerConfig, {"eps": 0}, "optimizer.eps=0: must be > 0"),
+        (ScheduleConfig, {"warmup_ratio": "abc"}, "scheduler.warmup_ratio='abc'"),
+        (ScheduleConfig, {"decay_steps": 1.5}, "scheduler.decay_steps=1.5: must be a whole"),
         (ScheduleConfig, {"warmup_steps": -1}, "scheduler.warmup_steps=-1"),
         (ScheduleConfig, {"decay_steps": 50, "warmup_steps": 100}, "below decay_steps=50"),
         (ScheduleConfig, {"warmup_ratio": 1.0}, "scheduler.warmup_ratio=1.0"),

@@ -94,6 +94,29 @@ class GPTLightningModule(L.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
         }
 
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip the true gradients, with every AdamW implementation and every precision.
+
+        Lightning refuses to clip for a fused optimizer under mixed precision, even under bf16,
+        where nothing is scaled: a fused step unscales 16-bit gradients itself, after clipping.
+        Unscaling them here first makes clipping valid; the scaler then skips its own unscaling.
+        """
+        if not gradient_clip_val:
+            return
+        precision = self.trainer.precision_plugin
+        scaler = getattr(precision, "scaler", None)
+        if scaler is not None and getattr(optimizer, "_step_supports_amp_scaling", False):
+            scaler.unscale_(optimizer)
+        if gradient_clip_algorithm == "value":
+            precision.clip_grad_by_value(optimizer, gradient_clip_val)
+        else:
+            precision.clip_grad_by_norm(optimizer, gradient_clip_val)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Dropout draws from torch's global generators: a resumed run must continue their streams.
         checkpoint["rng_states"] = {"cpu": torch.get_rng_state()}

@@ -8,14 +8,24 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-# PyTorch's three AdamW implementations; "auto" lets PyTorch choose (foreach on GPU, else the
-# for-loop). The arguments each one takes:
-IMPLEMENTATIONS: dict[str, dict[str, bool | None]] = {
-    "auto": {},
+# PyTorch's three AdamW implementations and the arguments each one takes. "auto" is the fastest
+# one the parameters' device has: fused (one kernel for all parameters) where PyTorch has the
+# kernel, else foreach. Every one works with mixed precision and clipping (see the module's
+# `configure_gradient_clipping`).
+IMPLEMENTATIONS: dict[str, dict[str, bool]] = {
     "for-loop": {"foreach": False, "fused": False},
     "foreach": {"foreach": True, "fused": False},
     "fused": {"foreach": False, "fused": True},
 }
+IMPLEMENTATION_CHOICES = ("auto", *IMPLEMENTATIONS)
+FUSED_DEVICE_TYPES = ("cpu", "cuda")
+
+
+def resolve_implementation(implementation: str, device_type: str) -> str:
+    """The implementation `implementation` means for parameters on `device_type`."""
+    if implementation != "auto":
+        return implementation
+    return "fused" if device_type in FUSED_DEVICE_TYPES else "foreach"
 
 
 @dataclass(frozen=True)
@@ -27,18 +37,29 @@ class OptimizerConfig:
     implementation: str = "auto"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "betas", tuple(self.betas))
-        if self.implementation not in IMPLEMENTATIONS:
+        if self.implementation not in IMPLEMENTATION_CHOICES:
             raise ValueError(
                 f"optimizer.implementation={self.implementation!r}: must be one of "
-                f"{', '.join(IMPLEMENTATIONS)}"
+                f"{', '.join(IMPLEMENTATION_CHOICES)}"
             )
+        for key in ("lr", "weight_decay", "eps"):
+            _check_finite_number(f"optimizer.{key}", getattr(self, key))
         if not self.lr > 0:
             raise ValueError(f"optimizer.lr={self.lr}: must be > 0")
         if self.weight_decay < 0:
             raise ValueError(f"optimizer.weight_decay={self.weight_decay}: must be >= 0")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"optimizer.betas={list(self.betas)}: must be two numbers in [0, 1)")
+        if not self.eps > 0:
+            raise ValueError(f"optimizer.eps={self.eps}: must be > 0 (AdamW's default is 1e-8)")
+        betas = self.betas
+        if (
+            isinstance(betas, str)
+            or not hasattr(betas, "__len__")
+            or len(betas) != 2
+            or not all(_is_number(b) and 0 <= b < 1 for b in betas)
+        ):
+            shown = list(betas) if isinstance(betas, tuple | list) else betas
+            raise ValueError(f"optimizer.betas={shown!r}: must be two numbers in [0, 1)")
+        object.__setattr__(self, "betas", tuple(betas))
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,12 @@ class ScheduleConfig:
     min_lr_ratio: float = 0.1
 
     def __post_init__(self) -> None:
+        for key in ("decay_steps", "warmup_steps"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"scheduler.{key}={value!r}: must be a whole number of steps")
+        for key in ("warmup_ratio", "min_lr_ratio"):
+            _check_finite_number(f"scheduler.{key}", getattr(self, key))
         if self.decay_steps <= 0:
             raise ValueError(f"scheduler.decay_steps={self.decay_steps}: must be > 0")
         if not 0 <= self.warmup_ratio < 1:
@@ -83,6 +110,15 @@ class ScheduleConfig:
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_finite_number(key: str, value: object) -> None:
+    if not _is_number(value) or not math.isfinite(value):
+        raise ValueError(f"{key}={value!r}: must be a finite number")
+
+
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Decay only the weight matrices of linear layers; never norms, biases or embeddings."""
     linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
@@ -99,10 +135,12 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.AdamW:
+    device_type = next(model.parameters()).device.type
+    implementation = resolve_implementation(config.implementation, device_type)
     return torch.optim.AdamW(
         parameter_groups(model, config.weight_decay),
         lr=config.lr,
         betas=config.betas,
         eps=config.eps,
-        **IMPLEMENTATIONS[config.implementation],
+        **IMPLEMENTATIONS[implementation],
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -108,6 +109,29 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, play_file):
     runs = list((halves / "wandb").glob("offline-run-*"))
     assert len(runs) == 2
     assert {wandb_summary(halves, r.name)["run_id"] for r in runs} == {record["wandb_id"]}
+
+
+def test_a_copied_run_resumes_twice_as_one_unbroken_run(tmp_path, play_file):
+    data = ["data=text", f"data.path={play_file}", "logger=csv"]
+    unbroken = tmp_path / "unbroken"
+    run([*data, *RESUMABLE, "trainer.max_steps=12", f"hydra.run.dir={unbroken}"])
+    original = tmp_path / "cluster" / "run"
+    run([*data, *RESUMABLE, "trainer.max_steps=4", f"hydra.run.dir={original}"])
+    before = {p.name: p.stat().st_mtime_ns for p in (original / "checkpoints").iterdir()}
+    copy = tmp_path / "home" / "run"  # as copied back from a cluster
+    shutil.copytree(original, copy)
+    for max_steps in (8, 12):
+        run(["ckpt_path=last", f"trainer.max_steps={max_steps}", f"hydra.run.dir={copy}"])
+        last = torch.load(copy / "checkpoints" / "last.ckpt", weights_only=True)
+        assert last["global_step"] == max_steps  # the newest step, under its own name
+
+    assert sorted(p.name for p in (copy / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert csv_metric(copy, "train/loss") == csv_metric(unbroken, "train/loss")
+    best = torch.load(copy / "checkpoints" / "best.ckpt", weights_only=True)
+    expected = torch.load(unbroken / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["global_step"] == expected["global_step"]
+    # The original folder is left as it was.
+    assert {p.name: p.stat().st_mtime_ns for p in (original / "checkpoints").iterdir()} == before
 
 
 @pytest.mark.parametrize(

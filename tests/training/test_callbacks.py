@@ -13,6 +13,7 @@ from chargpt.checkpoint import load_checkpoint
 from chargpt.data.datamodule import CharDataModule
 from chargpt.training.callbacks import (
     NonFiniteLossError,
+    RunCheckpoint,
     SampleCallback,
     StopOnNonFiniteLoss,
     TrainingThroughput,
@@ -107,3 +108,22 @@ def test_sample_window_is_the_one_generation_uses(play_file):
     }
     assert samples["slide"][:17] == samples["halve"][:17]
     assert samples["slide"] != samples["halve"]
+
+
+def test_a_moved_checkpoint_callback_keeps_its_scores_under_the_new_folder(tmp_path):
+    old, new = tmp_path / "cluster" / "checkpoints", tmp_path / "home" / "checkpoints"
+    saved = RunCheckpoint(dirpath=old, filename="best", monitor="val/loss", save_last=True)
+    saved.best_model_path = str(old / "best.ckpt")
+    saved.best_model_score = torch.tensor(1.5)
+    saved.best_k_models = {str(old / "best.ckpt"): torch.tensor(1.5)}
+    saved.last_model_path = str(old / "last.ckpt")
+    state = saved.state_dict()
+    state["kth_best_model_path"] = "/etc/passwd"  # never a file outside the run's folder
+
+    moved = RunCheckpoint(dirpath=new, filename="best", monitor="val/loss", save_last=True)
+    moved.load_state_dict(state)
+    assert moved.best_model_path == str(new / "best.ckpt")
+    assert moved.last_model_path == str(new / "last.ckpt")
+    assert moved.best_k_models == {str(new / "best.ckpt"): torch.tensor(1.5)}
+    assert moved.kth_best_model_path == str(new / "passwd")
+    assert float(moved.best_model_score) == 1.5  # a worse model cannot replace best.ckpt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -122,12 +123,58 @@ class SampleCallback(L.Callback):
         return "\n---\n".join(texts)
 
 
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, resumable after its run folder was moved, copied or renamed.
+
+    A checkpoint records the folder it was saved in. Lightning forgets the best score and the
+    last checkpoint when that folder differs, so a moved run writes `last-v1.ckpt` beside a stale
+    `last.ckpt`, and its next best would be judged against nothing (and could delete a file in
+    the original folder). Here every recorded path is read as the same file in this folder.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_dir = state_dict.get("dirpath")
+        if self.dirpath is None or saved_dir in (None, self.dirpath):
+            super().load_state_dict(state_dict)
+            return
+        relocate = functools.partial(_relocate, old=str(saved_dir), new=self.dirpath)
+        moved = dict(state_dict, dirpath=self.dirpath)
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            if key in moved:
+                moved[key] = relocate(moved[key])
+        if "best_k_models" in moved:
+            moved["best_k_models"] = {
+                relocate(path): score for path, score in moved["best_k_models"].items()
+            }
+        super().load_state_dict(moved)
+
+
+def _relocate(path: object, old: str, new: str) -> str:
+    """`path` under folder `old` as the same file under `new` ("" stays: nothing saved yet)."""
+    if not isinstance(path, str) or not path:
+        return ""
+    relative = os.path.relpath(path, old)
+    if relative.startswith(os.pardir) or os.path.isabs(relative):
+        relative = os.path.basename(path)  # never a file outside the run's own folder
+    return os.path.join(new, relative)
+
+
 class ValidateOnLastStep(L.Callback):
     """Validate when training reaches max_steps, even between val_check_interval points.
 
     Without it, a run whose max_steps is not a multiple of the interval ends unvalidated: its
     last steps count for neither the best checkpoint nor the reported loss.
+
+    A run resumed from such a validation's checkpoint would log every step one too low:
+    Lightning saves its logging step (`_batches_that_stepped`, no public API) before counting
+    the last step and adds it back on resume only after validations it scheduled itself. With
+    one optimizer it equals the optimizer step between batches, so it is realigned there.
     """
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        epoch_loop = trainer.fit_loop.epoch_loop
+        if epoch_loop._batches_that_stepped != trainer.global_step:
+            epoch_loop._batches_that_stepped = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if 0 < trainer.max_steps <= trainer.global_step:

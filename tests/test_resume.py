@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -11,9 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import PLAY
 from helpers import TINY, csv_metric, run, start, wait_for, wandb_summary
 
-from chargpt.resume import ResumeError, resume_arguments
+from chargpt.compose import compose_config
+from chargpt.resume import ResumeError, check_targets, resume_arguments
 
 
 def fake_run(folder: Path, overrides: list[str]) -> Path:
@@ -214,3 +217,103 @@ def one_line_resume_error(tmp_path: Path, play_file: Path, ckpt: Path) -> str:
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     return line
+
+
+OPENS_A_FILE = "+callbacks.x={_target_:builtins.open,file:PWNED,mode:w}"
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        (OPENS_A_FILE, "adds or deletes a config node"),
+        ("callbacks.sample._target_=builtins.exec", "names code to run"),
+        ("trainer.plugins=[{_target_:builtins.print}]", "names code to run"),
+        ("hydra.job.chdir=true", "changes Hydra's own settings"),
+        ("hydra.sweep.dir=/tmp/elsewhere", "changes Hydra's own settings"),
+        ("hydra.callbacks.x={_target_:builtins.print}", "changes Hydra's own settings"),
+        ("~callbacks.nonfinite_loss", "adds or deletes a config node"),
+        ("callbacks@other=default", "adds or deletes a config node"),
+        ("callbacks=../../../tmp/evil", "chooses a config the project does not have"),
+        ("experiment=[smoke,names]", "chooses a config the project does not have"),
+        ("paths.output_dir=/tmp/elsewhere", "moves where the run writes"),
+        ("callbacks.model_checkpoint.dirpath=/tmp/x", "moves where the run writes"),
+        ("model.n_layer=1,2", "is a sweep"),
+    ],
+)
+def test_a_run_folder_cannot_run_code_or_write_elsewhere(tmp_path, override, problem):
+    fake_run(tmp_path / "run", ["model/size=tiny", override])
+    with pytest.raises(ResumeError, match=re.escape(problem)) as error:
+        resume_arguments(["ckpt_path=last", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert "overrides.yaml holds " + repr(override) in str(error.value)
+
+
+def test_a_run_folder_may_choose_the_projects_options(tmp_path):
+    run_dir = tmp_path / "run"
+    replayed = [
+        "model/size=tiny",
+        "experiment=smoke",
+        "data=text",
+        "data.path=/data/my corpus.txt",
+        "data.splits=[0.8,0.1,0.1]",
+        "hparams_search=null",
+        "optimizer.lr=1e-3",
+    ]
+    fake_run(run_dir, replayed)
+    args = resume_arguments(["ckpt_path=last", f"hydra.run.dir={run_dir}"])
+    assert args[: len(replayed)] == replayed
+
+
+def test_the_command_line_may_replace_what_a_folder_may_not_set(tmp_path):
+    run_dir = tmp_path / "run"
+    fake_run(run_dir, ["paths.output_dir=/tmp/elsewhere"])
+    mine = f"paths.output_dir={run_dir}"
+    args = resume_arguments(["ckpt_path=last", f"hydra.run.dir={run_dir}", mine])
+    assert mine in args and "paths.output_dir=/tmp/elsewhere" not in args
+
+
+def test_unreadable_overrides_file_is_one_clear_error(tmp_path):
+    run_dir = tmp_path / "run"
+    fake_run(run_dir, [])
+    (run_dir / ".hydra" / "overrides.yaml").write_text("{not: a list}")
+    with pytest.raises(ResumeError, match="is not a list of overrides"):
+        resume_arguments(["ckpt_path=last", f"hydra.run.dir={run_dir}"])
+
+
+def test_a_resumed_config_instantiates_only_the_projects_targets(tmp_path):
+    check_targets(compose_config(["experiment=smoke"], tmp_path))
+    cfg = compose_config(["+callbacks.x={_target_:builtins.open,file:PWNED}"], tmp_path)
+    with pytest.raises(ResumeError, match=re.escape("callbacks.x._target_=builtins.open")):
+        check_targets(cfg)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("finished")
+    corpus = folder / "play.txt"
+    corpus.write_text(PLAY * 40, encoding="utf-8")
+    run_dir = folder / "run"
+    run(["data=text", f"data.path={corpus}", "logger=csv", *TINY, f"hydra.run.dir={run_dir}"])
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    "override",
+    [OPENS_A_FILE, "hydra.output_subdir=../../outside"],
+    ids=["opens-a-file", "hydra-writes-outside"],
+)
+def test_resume_refuses_a_tampered_run_folder(tmp_path, finished_run, override):
+    run_dir = tmp_path / "shared" / "run"
+    shutil.copytree(finished_run, run_dir)
+    overrides = run_dir / ".hydra" / "overrides.yaml"
+    overrides.write_text(yaml.safe_dump([*yaml.safe_load(overrides.read_text()), override]))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = run(
+        ["ckpt_path=last", f"hydra.run.dir={run_dir}", "trainer.max_steps=30"],
+        cwd=tmp_path,
+        check=False,
+        full_error=False,
+    )
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {overrides} holds {override!r}")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -3,21 +3,40 @@
 Hydra picks the run folder before the task starts, so the command line is completed first:
 the run's original overrides (the new ones win), `hydra.run.dir` set to the run's folder, and
 Hydra's record of the resumed launch kept beside the original one instead of over it.
+
+A run folder is untrusted input, like a checkpoint: someone else may have written it. The
+overrides replayed from it may only choose the project's own config options and set values of
+keys the project's config has. They never name code (`_target_`), add or delete config nodes,
+change Hydra's settings, or move where the run writes; and the composed config of a resumed run
+is checked to instantiate only targets that the project's own `conf/` and `experiments/` name.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from hydra.core.override_parser.types import Override
+from omegaconf import DictConfig, OmegaConf
 
+from chargpt.compose import CONF_DIR
 from chargpt.errors import ChargptError
 
 LAST = "last"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
+OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
+EXPERIMENTS_DIR = CONF_DIR.parent / "experiments"
+TARGET = "_target_"
+# Keys that decide where a run writes: on resume, the run's own folder decides that.
+WRITE_LOCATION = re.compile(
+    r"^(paths\.output_dir|trainer\.default_root_dir|.*\.(dirpath|save_dir|dir|log_dir))$"
+)
 
 
 class ResumeError(ChargptError):
@@ -36,8 +55,10 @@ def resume_arguments(args: list[str], outputs_dir: Path = Path("outputs")) -> li
     if run_dir is None:  # a checkpoint from elsewhere: continue it in a new run folder
         return _replace(args, "ckpt_path", str(checkpoint))
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S.%f")
+    replayed = _original_overrides(run_dir)
+    _check_replayable(replayed, run_dir / OVERRIDES_FILE, replaced=_keys_of(args))
     completed = [
-        *_original_overrides(run_dir),
+        *replayed,
         *args,
         f"hydra.run.dir={run_dir}",
         f"hydra.output_subdir=.hydra/resumed-{stamp}",
@@ -69,13 +90,130 @@ def _checkpoint_path(value: str, run_dir: str | None, outputs_dir: Path) -> Path
 def _run_dir_of(checkpoint: Path) -> Path | None:
     """The run folder that wrote `checkpoint`, if it is one (it has Hydra's record)."""
     folder = checkpoint.resolve().parent
-    if folder.name == CHECKPOINT_DIR and (folder.parent / ".hydra" / "overrides.yaml").is_file():
+    if folder.name == CHECKPOINT_DIR and (folder.parent / OVERRIDES_FILE).is_file():
         return checkpoint.parent.parent
     return None
 
 
 def _original_overrides(run_dir: Path) -> list[str]:
-    return [str(item) for item in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    path = run_dir / OVERRIDES_FILE
+    try:
+        items = OmegaConf.to_container(OmegaConf.load(path))
+    except Exception as error:  # YAML or OmegaConf errors: the file is not what Hydra writes
+        raise ResumeError(f"{path} is not readable YAML ({_first_line(error)})") from None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ResumeError(
+            f"{path} is not a list of overrides as Hydra writes it; restore it from the run's "
+            "original launch, or resume with ckpt_path=PATH hydra.run.dir=NEW_FOLDER"
+        )
+    return items
+
+
+def _check_replayable(overrides: list[str], source: Path, replaced: set[str]) -> None:
+    """Refuse a run folder's override that could run code or write outside the folder.
+
+    `replaced`: keys the command line sets itself; the folder's values for them are not used.
+    """
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as error:  # Hydra's parser raises its own OverrideParseException
+        raise ResumeError(f"{source}: an override does not parse ({_first_line(error)})") from None
+    for override, text in zip(parsed, overrides, strict=True):
+        if override.key_or_group in replaced:
+            continue
+        problem = _replay_problem(override)
+        if problem is not None:
+            raise ResumeError(
+                f"{source} holds {text!r}, which {problem}: refused, since a run folder may "
+                "come from anyone; delete that line, or give the override on the command "
+                "line yourself if you trust it"
+            )
+
+
+def _replay_problem(override: Override) -> str | None:
+    key = override.key_or_group
+    if override.is_hydra_override():
+        return "changes Hydra's own settings"
+    adds_or_deletes = override.is_add() or override.is_force_add() or override.is_delete()
+    if adds_or_deletes or override.package is not None:
+        return "adds or deletes a config node"
+    if override.is_sweep_override():
+        return "is a sweep, not one run's setting"
+    if TARGET in key.split(".") or _names_target(override.value()):
+        return "names code to run (_target_)"
+    if WRITE_LOCATION.match(key):
+        return "moves where the run writes"
+    options, value = _group_options(key), override.value()
+    if (
+        options is not None
+        and value is not None
+        and (not isinstance(value, str) or value not in options)
+    ):
+        return f"chooses a config the project does not have (one of {', '.join(sorted(options))})"
+    return None
+
+
+def _names_target(value: Any) -> bool:
+    if isinstance(value, dict):
+        return TARGET in value or any(_names_target(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_names_target(v) for v in value)
+    return False
+
+
+def _group_options(group: str) -> set[str] | None:
+    """The options of config group `group` (conf/<group>/*.yaml), None if it is not a group."""
+    folder = EXPERIMENTS_DIR if group == "experiment" else CONF_DIR / group
+    if not folder.is_dir() or "." in group:
+        return None
+    return {path.stem for path in folder.glob("*.yaml")}
+
+
+def check_targets(cfg: DictConfig) -> None:
+    """Refuse a config whose `_target_`s are not among those the project's configs name."""
+    allowed = project_targets()
+    for where, target in _targets(OmegaConf.to_container(cfg, resolve=True)):
+        if target not in allowed:
+            raise ResumeError(
+                f"{where}._target_={target}: the project's configs do not name it, and a "
+                "resumed run instantiates only what they name; remove the override that sets it"
+            )
+
+
+@functools.cache
+def project_targets() -> frozenset[str]:
+    """Every `_target_` value in conf/ and experiments/."""
+    files = [*CONF_DIR.rglob("*.yaml"), *EXPERIMENTS_DIR.glob("*.yaml")]
+    return frozenset(
+        target
+        for path in files
+        for _, target in _targets(OmegaConf.to_container(OmegaConf.load(path)))
+    )
+
+
+def _targets(node: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == TARGET:
+                yield where or "<root>", value
+            else:
+                yield from _targets(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _targets(value, f"{where}[{index}]")
+
+
+def _keys_of(args: list[str]) -> set[str]:
+    overrides = [arg for arg in args if "=" in arg and not arg.startswith("-")]
+    try:
+        return {o.key_or_group for o in OverridesParser.create().parse_overrides(overrides)}
+    except Exception:  # a malformed override: Hydra reports it
+        return set()
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _value_of(args: list[str], key: str) -> str | None:

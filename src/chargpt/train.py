@@ -28,6 +28,7 @@ from chargpt.checkpoint import CheckpointError, load_checkpoint
 from chargpt.data.datamodule import CharDataModule
 from chargpt.errors import ChargptError, one_line, user_error
 from chargpt.records import RunRecord, write_sweep_summary
+from chargpt.resume import check_targets
 from chargpt.training.callbacks import (
     INTERRUPTIONS,
     SampleCallback,
@@ -77,6 +78,8 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     `record` (run.json) is started once the settings and data are known to be good.
     """
     record = record or _new_record(cfg)
+    if cfg.ckpt_path:
+        check_targets(cfg)  # a run folder is untrusted: it names no code of its own
     check_settings(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     set_matmul_precision(cfg.float32_matmul_precision)  # "high": TF32 on GPUs

@@ -1,5 +1,9 @@
 import pytest
+import torch
 
+from chargpt.checkpoint import load_checkpoint
+from chargpt.generate import batch_seed, generate_text
+from chargpt.model import GPT
 from chargpt.sample import main
 
 
@@ -101,3 +105,83 @@ def test_unusable_checkpoint_gives_one_line_error(capsys, tmp_path, trained_chec
     assert code == 2 and out == "" and err.count("\n") == 1
     expected = "checkpoint not found" if kind == "missing" else "is not a readable checkpoint"
     assert err.startswith("chargpt.sample: error: ") and expected in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["device=banana"], "device='banana' is not a device: use cpu, cuda, cuda:N or mps"),
+        (["num_samples=0"], "num_samples=0: must be >= 1"),
+        (["batch_size=0"], "batch_size=0: must be >= 1"),
+        (["max_new_tokens=1000000000"], "max_new_tokens=1000000000: 1 samples of 1000000001"),
+        (["num_samples=100", "max_new_tokens=300000"], "64 samples of 300001 tokens at once"),
+    ],
+)
+def test_bad_settings_fail_before_the_checkpoint_is_read(capsys, tmp_path, args, message):
+    code, out, err = sample(capsys, f"ckpt={tmp_path / 'nope.ckpt'}", *args)
+    assert code == 2 and out == ""
+    assert err.startswith("chargpt.sample: error: ") and err.count("\n") == 1
+    assert message in err and "checkpoint not found" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_a_device_error(capsys, tmp_path):
+    code, out, err = sample(capsys, f"ckpt={tmp_path / 'nope.ckpt'}", "device=cuda")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "device=cuda: PyTorch sees no GPU here (torch " in err and "; use device=cpu" in err
+
+
+def test_help_names_batch_size(capsys):
+    assert main(["--help"]) == 0
+    assert "batch_size" in capsys.readouterr().out
+
+
+@pytest.fixture
+def generated_rows(monkeypatch):
+    """The number of rows of every call to GPT.generate."""
+    rows, real_generate = [], GPT.generate
+
+    def counting(self, idx, *args, **kwargs):
+        rows.append(idx.size(0))
+        return real_generate(self, idx, *args, **kwargs)
+
+    monkeypatch.setattr(GPT, "generate", counting)
+    return rows
+
+
+def test_samples_are_generated_in_batches(capsys, trained_checkpoint, generated_rows):
+    base = [f"ckpt={trained_checkpoint}", "prompt=ALL:", "max_new_tokens=30", "seed=5"]
+    code, out, _ = sample(capsys, *base, "num_samples=5", "batch_size=2")
+    assert code == 0 and generated_rows == [2, 2, 1]
+    texts = out.removesuffix("\n").split("\n---\n")
+    assert len(texts) == 5 and all(len(t) == len("ALL:") + 30 for t in texts)
+    first_two = sample(capsys, *base, "num_samples=2")[1].removesuffix("\n").split("\n---\n")
+    assert texts[:2] == first_two  # the first batch uses the seed itself
+    assert texts[2:4] != texts[:2]  # later batches another seed
+    assert sample(capsys, *base, "num_samples=5", "batch_size=2")[1] == out
+
+
+@pytest.mark.parametrize("batch_size", [3, 64])
+def test_up_to_batch_size_samples_are_those_of_one_call(capsys, trained_checkpoint, batch_size):
+    model, tokenizer = load_checkpoint(trained_checkpoint)
+    expected = generate_text(
+        model, tokenizer, "ALL:", 25, temperature=0.8, seed=11, num_samples=3, top_k=5
+    )
+    code, out, _ = sample(
+        capsys,
+        f"ckpt={trained_checkpoint}",
+        "prompt=ALL:",
+        "max_new_tokens=25",
+        "seed=11",
+        "num_samples=3",
+        "top_k=5",
+        f"batch_size={batch_size}",
+    )
+    assert code == 0 and out == "\n---\n".join(expected) + "\n"
+
+
+def test_batch_seeds_are_deterministic_and_distinct():
+    assert batch_seed(7, 0) == 7
+    assert batch_seed(7, 1) == batch_seed(7, 1)
+    seeds = {batch_seed(seed, index) for seed in range(5) for index in range(1, 50)}
+    assert len(seeds) == 5 * 49 and all(0 <= s < 2**63 for s in seeds)

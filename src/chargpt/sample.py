@@ -1,9 +1,13 @@
 """Sample text from a checkpoint.
 
     python -m chargpt.sample ckpt=PATH prompt="ROMEO:" max_new_tokens=500 temperature=0.8 \\
-        top_k=40 top_p=0.95 seed=1 num_samples=3
+        top_k=40 top_p=0.95 seed=1 num_samples=3 batch_size=64 device=cpu
 
 temperature=0 decodes greedily; `stop` ends each sample at the first occurrence of a character.
+Samples are generated batch_size at a time (default 64) and printed as each batch is done; the
+first batch uses `seed`, later ones a seed derived from it and their number, so up to
+batch_size samples are the same whatever batch_size is. One batch holds at most 2**24 tokens
+(batch_size x (prompt + max_new_tokens)). device is cpu, cuda, cuda:N or mps.
 Past the model's block_size, window=slide (default) keeps the last block_size characters in view;
 window=halve keeps the last half and lets it fill up again: with the KV cache 2-8x faster
 (more the longer the context), with other samples once the window first moves.
@@ -12,14 +16,15 @@ window=halve keeps the last half and lets it fill up again: with the KV cache 2-
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from chargpt.checkpoint import CheckpointError, load_checkpoint
-from chargpt.data.tokenizer import UnknownCharacterError
-from chargpt.generate import generate_text
+from chargpt.checkpoint import check_device, load_checkpoint
+from chargpt.errors import ChargptError, one_line
+from chargpt.generate import check_output_size, generate_batches
 
 
 @dataclass
@@ -32,6 +37,7 @@ class SampleArgs:
     top_p: float | None = None
     seed: int = 1337
     num_samples: int = 1
+    batch_size: int = 64
     stop: str | None = None
     window: str = "slide"
     device: str = "cpu"
@@ -59,21 +65,32 @@ def parse_args(argv: list[str]) -> SampleArgs:
     return replace(OmegaConf.to_object(merged), **texts)
 
 
-def generate_samples(args: SampleArgs) -> list[str]:
-    model, tokenizer = load_checkpoint(args.ckpt, map_location=args.device)
+def check_args(args: SampleArgs) -> None:
+    """What can be checked without the checkpoint, so a bad setting fails before it is read."""
+    check_device(args.device)
     if args.num_samples < 1:
         raise ValueError(f"num_samples={args.num_samples}: must be >= 1")
-    return generate_text(
+    if args.batch_size < 1:
+        raise ValueError(f"batch_size={args.batch_size}: must be >= 1")
+    check_output_size(min(args.num_samples, args.batch_size), len(args.prompt), args.max_new_tokens)
+
+
+def generate_samples(args: SampleArgs) -> Iterator[list[str]]:
+    """The samples, one batch of at most `args.batch_size` at a time."""
+    check_args(args)
+    model, tokenizer = load_checkpoint(args.ckpt, map_location=args.device)
+    yield from generate_batches(
         model,
         tokenizer,
         args.prompt,
         args.max_new_tokens,
+        num_samples=args.num_samples,
+        batch_size=args.batch_size,
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
         stop=args.stop,
         seed=args.seed,
-        num_samples=args.num_samples,
         window=args.window,
     )
 
@@ -83,21 +100,23 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
+    printed = 0
     try:
-        texts = generate_samples(parse_args(argv))
-    except (
-        CheckpointError,
-        UnknownCharacterError,
-        ValueError,
-        OmegaConfBaseException,
-    ) as error:
-        message = str(error).strip().splitlines()[0]
+        for texts in generate_samples(parse_args(argv)):
+            for text in texts:
+                sys.stdout.write(("\n---\n" if printed else "") + text)
+                printed += 1
+            sys.stdout.flush()
+    except (ChargptError, ValueError, OmegaConfBaseException) as error:
+        message = one_line(error)
         key = getattr(error, "full_key", None)  # OmegaConf names the key on a later line
         if key and key not in message:
             message = f"{key}: {message}"
+        if printed:
+            print(flush=True)
         print(f"chargpt.sample: error: {message}", file=sys.stderr)
         return 2
-    print("\n---\n".join(texts))
+    print()
     return 0
 
 

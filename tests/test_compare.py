@@ -128,6 +128,16 @@ def test_unfinished_and_failed_runs_are_marked_with_what_they_have(tmp_path):
     assert rows["done"]["val bpc"] == f"{2.2 / math.log(2):.3f}"
 
 
+@pytest.mark.parametrize("content", ["[1, 2]", '"text"', '{"num_params": "many"}'])
+def test_a_run_json_that_is_not_a_record_is_read_as_missing(tmp_path, capsys, content):
+    make_run(tmp_path / "done", curve=((10, 2.2),))
+    (make_run(tmp_path / "odd", curve=((10, 2.7),)) / "run.json").write_text(content)
+    assert main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    rows = rows_by_label(find_runs([tmp_path]))
+    assert rows["odd"]["status"] == "incomplete" and rows["odd"]["best val loss"] == "2.7000"
+    assert "odd" in capsys.readouterr().out
+
+
 def test_half_finished_sweep_lists_the_jobs_still_to_come(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     write_sweep_plan(sweep, ["model.norm_position=pre,post", "seed=1,2", "trainer.max_steps=4"])

@@ -5,7 +5,12 @@ One test per kind of mistake, as a user would make it on the command line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +49,23 @@ def one_line_error(args: list[str], cwd: Path | None = None) -> str:
         ("callbacks.sample.window=crop", "callbacks.sample.window='crop': must be one of"),
         ("trainer.max_steps=-1", "trainer.max_steps=-1: must be a positive number of steps"),
         ("logger.wandb.mode=cloud", "logger.wandb.mode='cloud': must be one of"),
+        # Each of these was a traceback, or passed, before it was checked here.
+        (
+            "trainer.accumulate_grad_batches=0",
+            "accumulate_grad_batches=0: must be a positive whole",
+        ),
+        ("trainer.val_check_interval=0", "val_check_interval=0: must be a positive number of"),
+        ("trainer.val_check_interval=0.5", "trainer.val_check_interval=0.5: must be a positive"),
+        ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1: must be a number >= 0"),
+        ("optimizer.lr=abc", "optimizer.lr='abc': must be a finite number"),
+        ("optimizer.lr=inf", "optimizer.lr=inf: must be a finite number"),
+        ("optimizer.weight_decay=nan", "optimizer.weight_decay=nan: must be a finite number"),
+        ("optimizer.eps=-1", "optimizer.eps=-1: must be > 0"),
+        ("data.splits=abc", "data.splits='abc'"),
+        ("data.num_workers=-1", "data.num_workers=-1: must be an integer >= 0"),
+        ("seed=-1", "seed=-1: must be a whole number from 0 to 4294967295"),
+        ("seed=abc", "seed='abc': must be a whole number from 0 to 4294967295"),
+        ("+seeed=1", "seeed: not a setting of run.py (did you mean seed?)"),
     ],
 )
 def test_bad_setting(tmp_path, play_file, override, message):
@@ -51,6 +73,16 @@ def test_bad_setting(tmp_path, play_file, override, message):
         ["data=text", f"data.path={play_file}", *TINY, override, f"hydra.run.dir={tmp_path}/r"]
     )
     assert message in line
+    assert not (tmp_path / "r").exists()  # no run folder, run.json or wandb run for a typo
+
+
+def test_bad_setting_in_a_sweep_is_recorded_per_job(tmp_path, play_file):
+    args = ["-m", "data=text", f"data.path={play_file}", *TINY, "seed=-1,-2"]
+    result = run([*args, f"hydra.sweep.dir={tmp_path}/s"], check=False, full_error=False)
+    assert result.returncode == 1
+    for job in (0, 1):
+        record = json.loads((tmp_path / "s" / str(job) / "run.json").read_text())
+        assert record["status"] == "failed" and "must be a whole number" in record["error"]
 
 
 @pytest.mark.skipif(
@@ -142,3 +174,45 @@ def test_failed_run_keeps_earlier_outputs(tmp_path, play_file):
     one_line_error([f"ckpt_path={run_dir}/checkpoints/last.ckpt", "model.n_head=3"])
     after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p in before}
     assert after == before
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """No one can write in `folder` meanwhile: chmod binds other users, a read-only mount root."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"as root, a read-only folder needs a bind mount: {mounted.stderr!r}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_place_for_a_new_run_is_one_line(tmp_path, play_file):
+    (tmp_path / "outputs").mkdir()
+    with read_only(tmp_path / "outputs") as outputs:
+        line = one_line_error(
+            ["data=text", f"data.path={play_file}", *TINY, f"hydra.run.dir={outputs}/r"]
+        )
+    assert line.startswith(f"error: cannot write the run's outputs to {outputs}/r ({outputs}: ")
+    assert "choose a writable place with hydra.run.dir=FOLDER" in line
+
+
+def test_a_read_only_run_folder_cannot_be_resumed_and_stays_as_it_was(tmp_path, play_file):
+    run_dir = tmp_path / "run"
+    run(["data=text", f"data.path={play_file}", *TINY, "logger=csv", f"hydra.run.dir={run_dir}"])
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    with read_only(run_dir / "checkpoints") as checkpoints:
+        line = one_line_error(
+            ["ckpt_path=last", f"hydra.run.dir={run_dir}", "trainer.max_steps=30"]
+        )
+    assert line.startswith(f"error: cannot write the run's outputs to {run_dir} ({checkpoints}:")
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p in before} == before

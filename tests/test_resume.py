@@ -7,15 +7,18 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from conftest import PLAY
-from helpers import TINY, csv_metric, run, start, wait_for, wandb_summary
+from helpers import TINY, csv_metric, run, run_env, start, wait_for, wandb_summary
 
 from chargpt.compose import compose_config
+from chargpt.records import run_lock
 from chargpt.resume import ResumeError, check_targets, resume_arguments
 
 
@@ -317,3 +320,69 @@ def test_resume_refuses_a_tampered_run_folder(tmp_path, finished_run, override):
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: {overrides} holds {override!r}")
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_sigterm_during_the_final_test_points_at_the_last_checkpoint(tmp_path, play_file):
+    run_dir = tmp_path / "run"
+    fault = "+callbacks.fault={_target_:faults.SigtermAtTest}"
+    args = [
+        "data=text",
+        f"data.path={play_file}",
+        *TINY,
+        "data.eval_batch_size=1",
+        "logger=csv",
+        fault,
+    ]
+    env = run_env(full_error=False) | {"PYTHONPATH": str(Path(__file__).parent)}
+    result = subprocess.run(
+        [sys.executable, "run.py", *args, f"hydra.run.dir={run_dir}"],
+        cwd=Path(__file__).parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert torch.load(last, weights_only=True)["global_step"] == 15
+    assert (
+        f"Interrupted (SIGTERM); nothing new was saved, {last} holds the run at step 15.\n"
+        f"Resume with: python run.py ckpt_path={last}"
+    ) in result.stderr
+    assert "no checkpoint was saved" not in result.stderr
+
+
+def test_a_second_launch_into_a_busy_run_folder_is_refused(tmp_path, finished_run):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    with run_lock(run_dir):  # as a first resume, still training, holds it
+        result = run(
+            ["ckpt_path=last", f"hydra.run.dir={run_dir}", "trainer.max_steps=30"],
+            check=False,
+            full_error=False,
+        )
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line == (
+        f"error: {run_dir} is being trained by another process right now; wait for it to end "
+        "(or stop it: it saves last.ckpt) and resume then"
+    )
+    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p in before}
+    changed = [p for p in before if after.get(p) != before[p] and ".hydra" not in p.parts]
+    assert not changed and not list((run_dir / "csv").glob("*.csv.*"))
+    # Once the first launch is done, the resume goes ahead.
+    run(["ckpt_path=last", f"hydra.run.dir={run_dir}", "trainer.max_steps=18"])
+    assert json.loads((run_dir / "run.json").read_text())["global_step"] == 18
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "{not json", '{"global_step": "x"}'])
+def test_a_corrupt_run_json_does_not_block_a_resume(tmp_path, finished_run, content):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "run.json").write_text(content)
+    result = run(["ckpt_path=last", f"hydra.run.dir={run_dir}", "trainer.max_steps=18"])
+    assert f"warning: {run_dir / 'run.json'} is unreadable" in result.stderr
+    assert (run_dir / "run.json.unreadable").read_text() == content  # kept, not lost
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "finished" and record["global_step"] == 18

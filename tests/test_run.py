@@ -114,8 +114,7 @@ def test_bad_sample_prompt_fails_before_any_logging(tmp_path, play_file):
     )
     assert result.returncode == 1
     assert "callbacks.sample.prompt='Q' has characters the corpus lacks: 'Q'" in result.stderr
-    assert not (run_dir / "wandb").exists()  # no wandb run was opened for a bad setting
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    assert not run_dir.exists()  # no run folder, run.json or wandb run for a bad setting
 
 
 def test_absurd_learning_rate_stops_the_run_and_marks_it_failed(tmp_path, play_file):
@@ -135,6 +134,7 @@ def test_absurd_learning_rate_stops_the_run_and_marks_it_failed(tmp_path, play_f
     summary = wandb_summary(run_dir)
     assert summary["state"] == "failed" and summary["exit_code"] == 1
     assert not (run_dir / "checkpoints" / "last.ckpt").exists()  # nothing diverged was saved
+    assert line.endswith("no checkpoint had been saved yet")
 
 
 def test_runs_without_any_logger(tmp_path, play_file):
@@ -239,3 +239,27 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, shared_data_dir)
     assert abs(ddp["best_val_loss"] - single["best_val_loss"]) < 0.05
     # Rank zero logged every validation once; the other rank wrote nothing of its own.
     assert len(csv_metric(ddp_dir, "val/loss")) == 2
+
+
+@pytest.mark.parametrize(
+    "precision",
+    [[], ["trainer.precision=16-mixed"]],
+    ids=["bf16-mixed", "16-mixed"],
+)
+def test_the_gpu_trainer_config_trains_under_cpu_autocast(tmp_path, play_file, precision):
+    """trainer=gpu as it is (mixed precision, auto = fused AdamW, clipping), on the CPU."""
+    run_dir = tmp_path / "run"
+    gpu = ["trainer=gpu", "trainer.accelerator=cpu", *precision]
+    run(
+        [
+            "data=text",
+            f"data.path={play_file}",
+            *TINY,
+            *gpu,
+            "logger=csv",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
+    losses = csv_metric(run_dir, "train/loss")
+    assert losses and all(math.isfinite(loss) for loss in losses)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"

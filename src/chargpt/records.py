@@ -8,6 +8,7 @@ from its jobs' `run.json` files each time a job ends: parallel jobs never edit a
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import math
@@ -19,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from chargpt.errors import ChargptError
 
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.csv"
@@ -119,9 +122,81 @@ class RunRecord:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> RunRecord:
-        data: dict[str, Any] = json.loads((Path(run_dir) / RUN_FILE).read_text(encoding="utf-8"))
-        known = {name for name in cls.__dataclass_fields__}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        """The record in `run_dir`; ValueError if run.json is not a record (it is untrusted)."""
+        path = Path(run_dir) / RUN_FILE
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} holds JSON {type(data).__name__}, not a run record")
+        fields = {key: value for key, value in data.items() if key in FIELD_TYPES}
+        for key, value in fields.items():
+            if not _is_field_value(value, FIELD_TYPES[key], nullable=key not in REQUIRED_FIELDS):
+                raise ValueError(f"{path}: {key}={value!r} is not a {FIELD_TYPES[key].__name__}")
+        return cls(**fields)
+
+
+# What each field of run.json may hold (a float may be written as a whole number); all but the
+# required ones may also be null.
+REQUIRED_FIELDS = ("run_dir", "overrides", "status", "global_step", "started")
+FIELD_TYPES: dict[str, type] = {
+    "run_dir": str,
+    "overrides": list,
+    "job_num": int,
+    "status": str,
+    "error": str,
+    "num_params": int,
+    "global_step": int,
+    "best_val_loss": float,
+    "val_bpc": float,
+    "test_loss": float,
+    "tokens_per_s": float,
+    "wall_s": float,
+    "started": str,
+    "ended": str,
+    "wandb_id": str,
+}
+
+
+def _is_field_value(value: Any, kind: type, nullable: bool) -> bool:
+    if value is None:
+        return nullable
+    if isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, int | float)
+    if kind is list:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return isinstance(value, kind)
+
+
+LOCK_FILE = ".lock"
+
+
+class RunBusyError(ChargptError):
+    """Another process is training in this run folder."""
+
+
+@contextmanager
+def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold the run folder for this process: a second launch into it (a resume) is refused.
+
+    An advisory `flock` on `.lock`: the system releases it when the process ends, also when it
+    is killed, so a stale lock can never block a resume.
+    """
+    path = Path(run_dir) / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise RunBusyError(
+            f"{run_dir} is being trained by another process right now; wait for it to end "
+            "(or stop it: it saves last.ckpt) and resume then"
+        ) from None
+    try:
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def job_records(sweep_dir: str | os.PathLike) -> list[RunRecord]:

@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -25,9 +28,10 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from chargpt.checkpoint import CheckpointError, load_checkpoint
+from chargpt.compose import CONF_DIR
 from chargpt.data.datamodule import CharDataModule
 from chargpt.errors import ChargptError, one_line, user_error
-from chargpt.records import RunRecord, write_sweep_summary
+from chargpt.records import LOCK_FILE, RunBusyError, RunRecord, run_lock, write_sweep_summary
 from chargpt.resume import check_targets
 from chargpt.training.callbacks import (
     INTERRUPTIONS,
@@ -44,8 +48,20 @@ def run_job(cfg: DictConfig) -> float:
 
     A user-fixable error is printed as one line (HYDRA_FULL_ERROR=1 shows the traceback); in a
     sweep a failed job is recorded and the sweep goes on, and Hydra's sweep callback reports it
-    at the end. Ctrl+C or SIGTERM saves `last.ckpt` and stops, with the command that resumes.
+    at the end. A single run whose settings fail before training leaves no folder behind.
+    Ctrl+C or SIGTERM saves `last.ckpt` and stops, with the command that resumes.
     """
+    run_dir = Path(cfg.paths.output_dir)
+    try:
+        with contextlib.ExitStack() as held:
+            if rank_zero_only.rank == 0:
+                held.enter_context(run_lock(run_dir))  # one process trains in a folder
+            return _run_locked(cfg, held)
+    except RunBusyError as error:
+        return _fail(error, str(error))
+
+
+def _run_locked(cfg: DictConfig, held: contextlib.ExitStack) -> float:
     record = _new_record(cfg)
     started = time.perf_counter()
     try:
@@ -53,23 +69,53 @@ def run_job(cfg: DictConfig) -> float:
     except BaseException as error:
         interrupted = isinstance(error, (*INTERRUPTIONS, SystemExit))
         message = _interruption(error) if interrupted else one_line(user_error(error) or error)
-        if record.num_params is not None or not cfg.ckpt_path:  # a bad resume keeps the record
+        started_training = record.num_params is not None
+        if interrupted or started_training or _in_sweep():
             record.wall_s = (record.wall_s or 0.0) + time.perf_counter() - started
-            record.end("interrupted" if interrupted else "failed", message)
-            _refresh_sweep_summary(record)
+            try:
+                record.end("interrupted" if interrupted else "failed", message)
+                _refresh_sweep_summary(record)
+            except OSError as write_error:  # the disk that failed the run may fail this too
+                print(f"warning: could not update {record.path}: {write_error}", file=sys.stderr)
+        elif not cfg.ckpt_path:
+            held.close()  # the lock file goes with the folder
+            _discard_unused_folder(Path(record.run_dir))
         if interrupted:
-            _exit_interrupted(error, message)
-        if _in_sweep():
-            print(f"error: job {record.job_num} failed: {message}", file=sys.stderr)
-            return math.nan  # sweepers (Optuna) see a failed trial
-        if user_error(error) is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(1)
+            _exit_interrupted(error, message, record)
+        return _fail(error, message, record.job_num)
     record.wall_s = (record.wall_s or 0.0) + time.perf_counter() - started
     record.end("finished")
     _refresh_sweep_summary(record)
     return best
+
+
+def _fail(error: BaseException, message: str, job_num: int | None = None) -> float:
+    """A failed job in a sweep (the sweep goes on), else a one-line error and exit code 1."""
+    if _in_sweep():
+        print(f"error: job {job_num} failed: {message}", file=sys.stderr)
+        return math.nan  # sweepers (Optuna) see a failed trial
+    if user_error(error) is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise error
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+# What Hydra writes into a run folder before the task starts, and the lock: nothing trained.
+LAUNCH_FILES = {".hydra", "run.log", LOCK_FILE}
+
+
+def _discard_unused_folder(run_dir: Path) -> None:
+    """Remove a new run's folder if it holds only what this launch wrote before it failed."""
+    if not run_dir.is_dir():
+        return
+    entries = list(run_dir.iterdir())
+    logs_empty = all(p.stat().st_size == 0 for p in entries if p.suffix == ".log")
+    hydra = run_dir / ".hydra"
+    hydra_only = not hydra.exists() or all(p.suffix == ".yaml" for p in hydra.iterdir())
+    if {p.name for p in entries} <= LAUNCH_FILES and logs_empty and hydra_only:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            run_dir.parent.rmdir()  # the day's folder, if this was its only run
 
 
 def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
@@ -137,15 +183,68 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
 
 
 def check_settings(cfg: DictConfig) -> None:
-    """Fail on a bad model, optimizer or schedule setting before any data is read or fetched."""
+    """Fail on a bad setting before any data is read or fetched, and before run.json or wandb."""
+    check_top_level_keys(cfg)
+    check_seed(cfg.seed)
     check_accelerator(cfg.trainer.get("accelerator"))
     instantiate(cfg.model, vocab_size=1)  # only the vocabulary waits for the data
-    max_steps = cfg.trainer.max_steps
-    if not isinstance(max_steps, int) or max_steps <= 0:
-        # The training stream is endless: only max_steps ends a run.
-        raise ValueError(f"trainer.max_steps={max_steps}: must be a positive number of steps")
+    check_trainer_steps(cfg.trainer)
     instantiate(cfg.optimizer, _convert_="all")
     instantiate(cfg.scheduler)
+
+
+def _top_level_keys() -> set[str]:
+    """The keys conf/train.yaml gives the run config: its own, and its config groups'."""
+    primary = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "train.yaml"))
+    groups = set()
+    for entry in primary.pop("defaults", []):
+        name = entry if isinstance(entry, str) else next(iter(entry))
+        groups.add(name.removeprefix("optional ").removeprefix("override ").split("@")[0])
+    # experiment and hparams_search files are global packages: they set others' keys.
+    return (set(primary) | groups) - {"_self_", "hydra", "experiment", "hparams_search", "local"}
+
+
+def check_top_level_keys(cfg: DictConfig) -> None:
+    """`+seeed=1` would otherwise be ignored: every top-level key must mean something."""
+    known = _top_level_keys()
+    for key in cfg:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = (
+                f"did you mean {close[0]}?"
+                if close
+                else f"the settings are {', '.join(sorted(known))}"
+            )
+            raise ChargptError(f"{key}: not a setting of run.py ({hint}); remove +{key}=...")
+
+
+MAX_SEED = 2**32 - 1  # what NumPy's and Python's seeding (seed_everything) accept
+
+
+def check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ChargptError(f"seed={seed!r}: must be a whole number from 0 to {MAX_SEED}")
+
+
+def check_trainer_steps(trainer_cfg: DictConfig) -> None:
+    """The step counts that Lightning would divide by, or loop on forever."""
+    # The training stream is endless: only max_steps ends a run.
+    for key, unit in (
+        ("max_steps", "number of steps"),
+        ("val_check_interval", "number of optimizer steps between validations"),
+        ("accumulate_grad_batches", "whole number of batches per step (1: no accumulation)"),
+        ("log_every_n_steps", "number of optimizer steps between logged metrics"),
+    ):
+        value = trainer_cfg.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ChargptError(f"trainer.{key}={value!r}: must be a positive {unit}")
+    clip = trainer_cfg.get("gradient_clip_val")
+    if clip is not None and (
+        isinstance(clip, bool) or not isinstance(clip, int | float) or not 0 <= clip < math.inf
+    ):
+        raise ChargptError(
+            f"trainer.gradient_clip_val={clip!r}: must be a number >= 0 (0 or null: no clipping)"
+        )
 
 
 def check_accelerator(accelerator: str | None) -> None:
@@ -215,8 +314,8 @@ def _new_record(cfg: DictConfig) -> RunRecord:
         job_num = hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None
     record_class = RunRecord if rank_zero_only.rank == 0 else _OtherRankRecord
     record = record_class(run_dir=run_dir, overrides=overrides, job_num=job_num)
-    if cfg.ckpt_path and record.path.exists():
-        previous = RunRecord.load(run_dir)
+    previous = _previous_record(record) if cfg.ckpt_path else None
+    if previous is not None:
         record.started, record.wall_s, record.wandb_id = (
             previous.started,
             previous.wall_s,
@@ -224,6 +323,25 @@ def _new_record(cfg: DictConfig) -> RunRecord:
         )
         record.overrides, record.job_num = previous.overrides, previous.job_num
     return record
+
+
+def _previous_record(record: RunRecord) -> RunRecord | None:
+    """The resumed run's record; an unreadable one is set aside and the resume goes on."""
+    if not record.path.exists():
+        return None
+    try:
+        return RunRecord.load(record.run_dir)
+    except (OSError, ValueError, TypeError) as error:
+        if rank_zero_only.rank == 0:
+            aside = record.path.with_name(f"{record.path.name}.unreadable")
+            with contextlib.suppress(OSError):
+                record.path.replace(aside)
+            print(
+                f"warning: {record.path} is unreadable ({one_line(error)}); kept as {aside.name}, "
+                "and the resumed run starts a new record",
+                file=sys.stderr,
+            )
+        return None
 
 
 class _OtherRankRecord(RunRecord):
@@ -254,16 +372,26 @@ def _interruption(error: BaseException) -> str:
     )
 
 
-def _exit_interrupted(error: BaseException, message: str) -> None:
+def _exit_interrupted(error: BaseException, message: str, record: RunRecord) -> None:
     """Say what was saved and how to resume, then exit with the shell's code for the signal."""
     saved = getattr(error, "saved_path", None)
     what = message[0].upper() + message[1:]
+    last = Path(record.run_dir) / "checkpoints" / "last.ckpt"
     if saved is not None:
-        resume = f"Resume with: python run.py ckpt_path={saved}"
-        print(f"\n{what}; saved {saved}.\n{resume}", file=sys.stderr)
+        print(f"\n{what}; saved {saved}.\n{_resume_hint(saved)}", file=sys.stderr)
+    elif last.is_file():  # stopped outside training (the final test): the last save stands
+        print(
+            f"\n{what}; nothing new was saved, {last} holds the run at step "
+            f"{record.global_step}.\n{_resume_hint(last)}",
+            file=sys.stderr,
+        )
     else:
         print(f"\n{what}; no checkpoint was saved.", file=sys.stderr)
     sys.exit(143 if "SIGTERM" in message else 130)
+
+
+def _resume_hint(checkpoint: str | os.PathLike) -> str:
+    return f"Resume with: python run.py ckpt_path={checkpoint}"
 
 
 def _refresh_sweep_summary(record: RunRecord) -> None:
@@ -272,12 +400,9 @@ def _refresh_sweep_summary(record: RunRecord) -> None:
         write_sweep_summary(Path(record.run_dir).parent)
 
 
-def _val_check_batches(trainer_cfg: DictConfig) -> int | float:
+def _val_check_batches(trainer_cfg: DictConfig) -> int:
     """trainer.val_check_interval counts optimizer steps; Lightning counts batches."""
-    interval = trainer_cfg.val_check_interval
-    if isinstance(interval, int):
-        return interval * trainer_cfg.accumulate_grad_batches
-    return interval
+    return trainer_cfg.val_check_interval * trainer_cfg.accumulate_grad_batches
 
 
 def _best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
+import os
 import signal
 import stat
 import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
-from chargpt.training.checkpoint_io import AtomicCheckpointIO
+from chargpt.training import checkpoint_io
+from chargpt.training.checkpoint_io import AtomicCheckpointIO, CheckpointSaveError
 
 # Saves over an existing checkpoint, but its torch.save writes a few bytes and then hangs,
 # as a save would when the process is killed half-way.
@@ -65,3 +71,39 @@ def test_save_replaces_the_checkpoint_with_ordinary_permissions(tmp_path):
     assert io.load_checkpoint(target)["step"] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
     assert stat.S_IMODE(target.stat().st_mode) & 0o044  # readable like any file, not 0600
+
+
+class FullDisk(io.RawIOBase):
+    """A file on a disk that fills up after `room` bytes."""
+
+    def __init__(self, file, room: int) -> None:
+        self.file, self.room = file, room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.file.write(data)
+
+
+def test_a_full_disk_names_its_cause_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    target = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1}, target)
+    before = target.read_bytes()
+    real = checkpoint_io.open_atomically
+
+    @contextlib.contextmanager
+    def filling_up(path):
+        with real(path) as file:
+            yield FullDisk(file, room=4096)
+
+    monkeypatch.setattr(checkpoint_io, "open_atomically", filling_up)
+    with pytest.raises(CheckpointSaveError, match="No space left on device") as error:
+        AtomicCheckpointIO().save_checkpoint({"weights": torch.randn(100_000)}, target)
+    assert str(error.value).startswith(f"could not save {target}: No space left on device")
+    assert "unexpected pos" not in str(error.value)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left

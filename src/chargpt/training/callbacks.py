@@ -289,9 +289,25 @@ class StopOnNonFiniteLoss(L.Callback):
             raise NonFiniteLossError(
                 f"train/loss is not finite{value} {where}: training diverged; lower "
                 "optimizer.lr, lengthen the warm-up (scheduler.warmup_ratio) or keep "
-                "trainer.gradient_clip_val; the last good checkpoint is kept"
+                f"trainer.gradient_clip_val; {_saved_so_far(trainer)}"
             )
         self._learning_rates.clear()
+
+
+def _saved_so_far(trainer: L.Trainer) -> str:
+    """What a failed run leaves to resume from: its last good checkpoint, if it saved one."""
+    callback = trainer.checkpoint_callback
+    saved = [
+        path
+        for path in (
+            getattr(callback, "last_model_path", ""),
+            getattr(callback, "best_model_path", ""),
+        )
+        if path and os.path.isfile(path)
+    ]
+    if not saved:
+        return "no checkpoint had been saved yet"
+    return f"the last good checkpoint is kept ({saved[0]})"
 
 
 SIGNAL_NAMES = {signal.SIGINT: "Ctrl+C", signal.SIGTERM: "SIGTERM"}

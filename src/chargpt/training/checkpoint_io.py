@@ -10,7 +10,23 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from chargpt.errors import ChargptError
 from chargpt.records import open_atomically
+
+
+class CheckpointSaveError(ChargptError, OSError):
+    """A checkpoint could not be written (a full disk, a lost mount); the earlier ones stand."""
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    """The OSError that `error` is, or that torch's writer turned into "unexpected pos ..."."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -28,8 +44,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         target = Path(path)
-        with open_atomically(target) as file:
-            torch.save(checkpoint, file)
+        try:
+            with open_atomically(target) as file:
+                torch.save(checkpoint, file)
+        except (OSError, RuntimeError) as error:
+            cause = _os_error_behind(error)
+            if cause is None:
+                raise
+            raise CheckpointSaveError(
+                f"could not save {target}: {cause.strerror or cause}; free space or fix "
+                f"{target.parent}, then resume: the checkpoints saved before are intact"
+            ) from cause
         # One process saves each checkpoint, so any other temporary file of it is a killed save's.
         for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
             leftover.unlink(missing_ok=True)

@@ -1,0 +1,54 @@
+"""Hydra callback: a run or sweep folder that cannot be written fails in one line, up front.
+
+Hydra creates the folder before the task starts, so a read-only place would otherwise end in
+Hydra's traceback (or, for a resume, deep inside training).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+class WritableOutputs(Callback):
+    """Probe the run folder (`-m`: the sweep folder) with a temporary file before Hydra writes."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_unless_writable(Path(config.hydra.run.dir), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_unless_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+
+
+def unwritable_reason(folder: Path) -> str | None:
+    """Why files cannot be created in `folder` (or where it would be created), None if they can.
+
+    A real write, not `os.access`: permissions do not bind root, a read-only mount binds all.
+    """
+    probes = [folder / "checkpoints", folder] if folder.exists() else []
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    for place in [*[p for p in probes if p.is_dir()], existing]:
+        try:
+            with tempfile.TemporaryFile(dir=place):
+                pass
+        except OSError as error:
+            return f"{place}: {error.strerror or error}"
+    return None
+
+
+def _exit_unless_writable(folder: Path, key: str) -> None:
+    reason = unwritable_reason(folder)
+    if reason is not None:
+        print(
+            f"error: cannot write the run's outputs to {folder} ({reason}); "
+            f"choose a writable place with {key}=FOLDER, or make it writable",
+            file=sys.stderr,
+        )
+        sys.exit(1)

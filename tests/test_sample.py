@@ -113,6 +113,7 @@ def test_unusable_checkpoint_gives_one_line_error(capsys, tmp_path, trained_chec
         (["device=banana"], "device='banana' is not a device: use cpu, cuda, cuda:N or mps"),
         (["num_samples=0"], "num_samples=0: must be >= 1"),
         (["batch_size=0"], "batch_size=0: must be >= 1"),
+        (["dtype=half"], "dtype='half': must be one of float32, bfloat16, float16"),
         (["max_new_tokens=1000000000"], "max_new_tokens=1000000000: 1 samples of 1000000001"),
         (["num_samples=100", "max_new_tokens=300000"], "64 samples of 300001 tokens at once"),
     ],
@@ -122,6 +123,26 @@ def test_bad_settings_fail_before_the_checkpoint_is_read(capsys, tmp_path, args,
     assert code == 2 and out == ""
     assert err.startswith("chargpt.sample: error: ") and err.count("\n") == 1
     assert message in err and "checkpoint not found" not in err
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_16_bit_sampling_under_autocast(capsys, trained_checkpoint, monkeypatch, dtype):
+    """The GPU's bf16 path on the CPU: the model's matmuls run in 16 bits, the texts stay whole."""
+    seen = []
+    original = torch.nn.functional.linear
+
+    def linear(x, weight, bias=None):
+        out = original(x, weight, bias)
+        seen.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "linear", linear)
+    args = [f"ckpt={trained_checkpoint}", "prompt=ALL:", "max_new_tokens=20", "num_samples=2"]
+    code, out, _ = sample(capsys, *args, f"dtype={dtype}")
+    assert code == 0
+    texts = out.removesuffix("\n").split("\n---\n")
+    assert len(texts) == 2 and all(t.startswith("ALL:") and len(t) == 24 for t in texts)
+    assert set(seen) == {getattr(torch, dtype)}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")

@@ -1,13 +1,14 @@
 """Sample text from a checkpoint.
 
     python -m chargpt.sample ckpt=PATH prompt="ROMEO:" max_new_tokens=500 temperature=0.8 \\
-        top_k=40 top_p=0.95 seed=1 num_samples=3 batch_size=64 device=cpu
+        top_k=40 top_p=0.95 seed=1 num_samples=3 batch_size=64 device=cpu dtype=float32
 
 temperature=0 decodes greedily; `stop` ends each sample at the first occurrence of a character.
 Samples are generated batch_size at a time (default 64) and printed as each batch is done; the
 first batch uses `seed`, later ones a seed derived from it and their number, so up to
 batch_size samples are the same whatever batch_size is. One batch holds at most 2**24 tokens
-(batch_size x (prompt + max_new_tokens)). device is cpu, cuda, cuda:N or mps.
+(batch_size x (prompt + max_new_tokens)). device is cpu, cuda, cuda:N or mps; dtype=bfloat16
+or float16 runs the model under autocast (as training with trainer=gpu does), float32 without.
 Past the model's block_size, window=slide (default) keeps the last block_size characters in view;
 window=halve keeps the last half and lets it fill up again: with the KV cache 2-8x faster
 (more the longer the context), with other samples once the window first moves.
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+import torch
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -41,10 +43,17 @@ class SampleArgs:
     stop: str | None = None
     window: str = "slide"
     device: str = "cpu"
+    dtype: str = "float32"
 
 
+# Autocast's 16-bit types; float32: no autocast.
+DTYPES: dict[str, torch.dtype | None] = {
+    "float32": None,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
 # Taken verbatim: as YAML, prompt="ROMEO:" would become a mapping and "${x}" a reference.
-TEXT_KEYS = ("ckpt", "prompt", "stop", "device")
+TEXT_KEYS = ("ckpt", "prompt", "stop", "device", "dtype")
 
 
 def parse_args(argv: list[str]) -> SampleArgs:
@@ -68,6 +77,8 @@ def parse_args(argv: list[str]) -> SampleArgs:
 def check_args(args: SampleArgs) -> None:
     """What can be checked without the checkpoint, so a bad setting fails before it is read."""
     check_device(args.device)
+    if args.dtype not in DTYPES:
+        raise ValueError(f"dtype={args.dtype!r}: must be one of {', '.join(DTYPES)}")
     if args.num_samples < 1:
         raise ValueError(f"num_samples={args.num_samples}: must be >= 1")
     if args.batch_size < 1:
@@ -79,7 +90,7 @@ def generate_samples(args: SampleArgs) -> Iterator[list[str]]:
     """The samples, one batch of at most `args.batch_size` at a time."""
     check_args(args)
     model, tokenizer = load_checkpoint(args.ckpt, map_location=args.device)
-    yield from generate_batches(
+    batches = generate_batches(
         model,
         tokenizer,
         args.prompt,
@@ -93,6 +104,14 @@ def generate_samples(args: SampleArgs) -> Iterator[list[str]]:
         seed=args.seed,
         window=args.window,
     )
+    dtype = DTYPES[args.dtype]
+    device_type = next(model.parameters()).device.type
+    while True:  # autocast around each batch only, not while the caller prints it
+        with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+            texts = next(batches, None)
+        if texts is None:
+            return
+        yield texts
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,9 +7,12 @@ work, that every config and loop is measured, and that the derived figures are c
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
+from helpers import PROJECT_ROOT
 
 from chargpt.bench.__main__ import main
 from chargpt.bench.flops import matmul_parameters, mfu, training_flops_per_token
@@ -103,3 +106,58 @@ def test_cpu_peak_is_measured():
     rate = measure_matmul_peak(torch.device("cpu"), size=64, repeats=2)
     assert rate > 0
     assert peak_flops(torch.device("cpu")).source == "measured fp32 matmul"
+
+
+@pytest.mark.slow
+def test_the_gpu_check_rehearses_every_path_on_the_cpu(tmp_path, shared_data_dir):
+    """`make gpu-check` as CI can run it: the same commands, shrunk, on the CPU."""
+    script = PROJECT_ROOT / "benchmarks" / "gpu_check.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--rehearse-on-cpu",
+            "--out",
+            str(tmp_path),
+            "--data-dir",
+            shared_data_dir,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    table = (tmp_path / "gpu_check.md").read_text()
+    for name in (
+        "trainer=gpu",
+        "trainer=gpu compiled",
+        "sample bf16",
+        "trainer=ddp devices=1",
+        "experiment=baby_gpt, 300 steps",
+        "bench trainer=gpu medium",
+    ):
+        assert f"| {name} | ok |" in table
+
+
+def test_the_gpu_check_runs_the_paths_it_promises():
+    script = PROJECT_ROOT / "benchmarks" / "gpu_check.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--dry-run", "--out", "OUT"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    commands = result.stdout.splitlines()
+    assert commands == [
+        "python run.py trainer=gpu trainer.max_steps=200 logger=csv hydra.run.dir=OUT/small",
+        "python run.py trainer=gpu model.compile=true trainer.max_steps=200 logger=csv "
+        "hydra.run.dir=OUT/small-compiled",
+        "python -m chargpt.sample ckpt=OUT/small/checkpoints/best.ckpt device=cuda "
+        "dtype=bfloat16 num_samples=4 max_new_tokens=300",
+        "python run.py trainer=ddp trainer.devices=1 trainer.max_steps=100 logger=csv "
+        "hydra.run.dir=OUT/ddp-1",
+        "python run.py experiment=baby_gpt trainer.max_steps=300 scheduler.decay_steps=5000 "
+        "test_after_training=false logger=csv hydra.run.dir=OUT/baby_gpt-300",
+        "python -m chargpt.bench trainer=gpu model/size=medium --out OUT/bench",
+    ]

@@ -386,3 +386,20 @@ def test_a_corrupt_run_json_does_not_block_a_resume(tmp_path, finished_run, cont
     assert (run_dir / "run.json.unreadable").read_text() == content  # kept, not lost
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "finished" and record["global_step"] == 18
+
+
+def test_a_crafted_optimizer_state_is_refused_before_it_crashes_the_kernel(tmp_path, finished_run):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    next(iter(checkpoint["optimizer_states"][0]["state"].values()))["exp_avg"] = torch.zeros(2)
+    torch.save(checkpoint, last)
+    result = run(
+        ["ckpt_path=last", f"hydra.run.dir={run_dir}", "trainer.max_steps=30"],
+        check=False,
+        full_error=False,
+    )
+    assert result.returncode == 1  # was a segmentation fault in fused AdamW (139)
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {last}: its training state does not fit (the optimizer state")

@@ -41,6 +41,7 @@ from chargpt.training.callbacks import (
 )
 from chargpt.training.matmul import set_matmul_precision
 from chargpt.training.module import GPTLightningModule
+from chargpt.training.resume_state import check_training_state
 
 
 def run_job(cfg: DictConfig) -> float:
@@ -271,6 +272,7 @@ def check_resumable(ckpt_path: str, module: GPTLightningModule) -> None:
         )
     if tokenizer.to_dict() != module.tokenizer.to_dict():
         raise CheckpointError(f"{ckpt_path} was trained on another vocabulary than data.*")
+    check_training_state(ckpt_path, module)  # what Lightning restores besides the weights
 
 
 def build_module(cfg: DictConfig, datamodule: CharDataModule) -> GPTLightningModule:

@@ -125,5 +125,41 @@ def test_a_moved_checkpoint_callback_keeps_its_scores_under_the_new_folder(tmp_p
     assert moved.best_model_path == str(new / "best.ckpt")
     assert moved.last_model_path == str(new / "last.ckpt")
     assert moved.best_k_models == {str(new / "best.ckpt"): torch.tensor(1.5)}
-    assert moved.kth_best_model_path == str(new / "passwd")
+    assert moved.kth_best_model_path == ""
     assert float(moved.best_model_score) == 1.5  # a worse model cannot replace best.ckpt
+
+
+@pytest.mark.parametrize("dirpath", ["same", None])
+def test_recorded_paths_never_leave_the_checkpoint_folder(tmp_path, dirpath):
+    """Lightning deletes the last checkpoint it replaces: a crafted path must not name a folder."""
+    folder = tmp_path / "run" / "checkpoints"
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    callback = RunCheckpoint(dirpath=folder, filename="best", monitor="val/loss", save_last=True)
+    crafted = {
+        "dirpath": callback.dirpath if dirpath == "same" else None,
+        "best_model_score": None,
+        "best_model_path": "",
+        "last_model_path": f"{callback.dirpath}/../../precious",
+        "kth_best_model_path": f"{callback.dirpath}/../../precious/x.ckpt",
+        "best_k_models": {f"{callback.dirpath}/../../precious": 1.0},
+    }
+    if dirpath is None:
+        del crafted["dirpath"]
+    callback.load_state_dict(crafted)
+    assert callback.last_model_path == "" and callback.best_k_models == {}
+    assert callback.kth_best_model_path == str(folder / "x.ckpt")
+
+
+def test_removing_a_checkpoint_never_removes_a_folder_or_a_link(tmp_path):
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "kept.ckpt").write_text("x")
+    link = tmp_path / "link.ckpt"
+    link.symlink_to(folder / "kept.ckpt")
+    checkpoint_io = AtomicCheckpointIO()
+    for path in (folder, link, tmp_path / "gone.txt"):
+        checkpoint_io.remove_checkpoint(path)
+    assert (folder / "kept.ckpt").read_text() == "x" and link.is_symlink()
+    checkpoint_io.remove_checkpoint(folder / "kept.ckpt")
+    assert not (folder / "kept.ckpt").exists()

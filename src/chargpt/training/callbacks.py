@@ -133,30 +133,36 @@ class RunCheckpoint(ModelCheckpoint):
     """
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved_dir = state_dict.get("dirpath")
-        if self.dirpath is None or saved_dir in (None, self.dirpath):
+        # Always relocated, also when the folder looks unchanged: a checkpoint is untrusted, and
+        # Lightning deletes the recorded paths it replaces (recursively).
+        if self.dirpath is None:
             super().load_state_dict(state_dict)
             return
-        relocate = functools.partial(_relocate, old=str(saved_dir), new=self.dirpath)
+        relocate = functools.partial(_relocate, folder=self.dirpath)
         moved = dict(state_dict, dirpath=self.dirpath)
         for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
             if key in moved:
                 moved[key] = relocate(moved[key])
-        if "best_k_models" in moved:
-            moved["best_k_models"] = {
-                relocate(path): score for path, score in moved["best_k_models"].items()
-            }
+        best_k = moved.get("best_k_models")
+        moved["best_k_models"] = {
+            relocate(path): score
+            for path, score in (best_k.items() if isinstance(best_k, dict) else ())
+            if relocate(path)
+        }
         super().load_state_dict(moved)
 
 
-def _relocate(path: object, old: str, new: str) -> str:
-    """`path` under folder `old` as the same file under `new` ("" stays: nothing saved yet)."""
+def _relocate(path: object, folder: str) -> str:
+    """The checkpoint file `path` names, as a file directly in `folder` ("": none).
+
+    Only a `.ckpt` file name is kept: a recorded path can never point outside the folder.
+    """
     if not isinstance(path, str) or not path:
         return ""
-    relative = os.path.relpath(path, old)
-    if relative.startswith(os.pardir) or os.path.isabs(relative):
-        relative = os.path.basename(path)  # never a file outside the run's own folder
-    return os.path.join(new, relative)
+    name = os.path.basename(os.path.normpath(path))
+    if not name.endswith(".ckpt") or name in (".ckpt", os.curdir, os.pardir):
+        return ""
+    return os.path.join(folder, name)
 
 
 class ValidateOnLastStep(L.Callback):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # One process saves each checkpoint, so any other temporary file of it is a killed save's.
         for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
             leftover.unlink(missing_ok=True)
+
+    def remove_checkpoint(self, path: str | os.PathLike) -> None:
+        """Delete a replaced checkpoint: one regular `.ckpt` file, never a folder or a link.
+
+        Lightning's own deletes recursively whatever path its callback state names, and a
+        resumed checkpoint's state is untrusted.
+        """
+        target = Path(path)
+        if target.suffix == ".ckpt" and target.is_file() and not target.is_symlink():
+            target.unlink()

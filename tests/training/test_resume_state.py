@@ -1,0 +1,67 @@
+"""A checkpoint's training state is checked before Lightning restores it (a crafted one crashed)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from chargpt.checkpoint import CheckpointError
+from chargpt.training.module import GPTLightningModule
+from chargpt.training.resume_state import check_training_state
+
+
+def module_of(checkpoint: dict) -> GPTLightningModule:
+    return GPTLightningModule(**checkpoint["hyper_parameters"])
+
+
+def crafted(tmp_path, trained_checkpoint, change) -> tuple:
+    checkpoint = torch.load(trained_checkpoint, weights_only=True)
+    checkpoint["callbacks"] = {
+        "RunCheckpoint{'monitor': 'val/loss'}": {
+            "best_model_score": torch.tensor(2.0),
+            "best_model_path": "best.ckpt",
+            "best_k_models": {"best.ckpt": torch.tensor(2.0)},
+        }
+    }
+    module = module_of(checkpoint)
+    change(checkpoint)
+    path = tmp_path / "crafted.ckpt"
+    torch.save(checkpoint, path)
+    return path, module
+
+
+def test_a_checkpoint_run_py_wrote_passes(tmp_path, trained_checkpoint):
+    check_training_state(*crafted(tmp_path, trained_checkpoint, lambda c: None))
+
+
+def first_state(checkpoint: dict) -> dict:
+    return next(iter(checkpoint["optimizer_states"][0]["state"].values()))
+
+
+def callback_state(checkpoint: dict) -> dict:
+    return next(iter(checkpoint["callbacks"].values()))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # Fused AdamW read past this tensor's end: a segmentation fault.
+        (lambda c: first_state(c).update(exp_avg=torch.zeros(2)), "has exp_avg of shape (2,)"),
+        (lambda c: c["optimizer_states"].append({}), "not one optimizer's state"),
+        (lambda c: c["optimizer_states"][0]["param_groups"].pop(), "2 parameter groups"),
+        (lambda c: c["optimizer_states"][0]["state"].update({999: {}}), "parameter 999"),
+        (lambda c: c["state_dict"].update(junk=torch.zeros(1)), "unknown entry 'junk'"),
+        (lambda c: c["state_dict"].pop("model.head.weight"), "lacks 'model.head.weight'"),
+        (lambda c: c.update(rng_states={"cpu": torch.zeros(3, dtype=torch.uint8)}), "CPU gener"),
+        (lambda c: callback_state(c).update(best_k_models=[]), "best_k_models is not a mapping"),
+        (lambda c: callback_state(c).pop("best_model_score"), "best_model_score is missing"),
+        (lambda c: callback_state(c).update(best_model_path=3), "best_model_path is not a path"),
+        (lambda c: c.update(global_step=-1), "global_step is not a step count"),
+        (lambda c: c.update(lr_schedulers=None), "lr_schedulers is not one schedule's state"),
+    ],
+)
+def test_a_crafted_training_state_is_one_clear_error(tmp_path, trained_checkpoint, change, message):
+    path, module = crafted(tmp_path, trained_checkpoint, change)
+    with pytest.raises(CheckpointError, match=r"its training state does not fit \(") as error:
+        check_training_state(path, module)
+    assert message in str(error.value) and "\n" not in str(error.value)

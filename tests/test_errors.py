@@ -216,3 +216,13 @@ def test_a_read_only_run_folder_cannot_be_resumed_and_stays_as_it_was(tmp_path, 
         )
     assert line.startswith(f"error: cannot write the run's outputs to {run_dir} ({checkpoints}:")
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p in before} == before
+
+
+@pytest.mark.parametrize("layout", ["existing-folder", "existing-empty-parent"])
+def test_a_failed_launch_removes_only_what_it_created(tmp_path, play_file, layout):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    run_dir = mine if layout == "existing-folder" else mine / "run"
+    one_line_error(["data=text", f"data.path={play_file}", "seed=-1", f"hydra.run.dir={run_dir}"])
+    assert mine.is_dir()  # the user's folder stays, empty or not
+    assert not (mine / "run").exists() and not (mine / "run.json").exists()

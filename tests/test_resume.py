@@ -19,7 +19,7 @@ from helpers import TINY, csv_metric, run, run_env, start, wait_for, wandb_summa
 
 from chargpt.compose import compose_config
 from chargpt.records import run_lock
-from chargpt.resume import ResumeError, check_targets, resume_arguments
+from chargpt.resume import ResumeError, check_targets, check_write_locations, resume_arguments
 
 
 def fake_run(folder: Path, overrides: list[str]) -> Path:
@@ -241,6 +241,12 @@ OPENS_A_FILE = "+callbacks.x={_target_:builtins.open,file:PWNED,mode:w}"
         ("paths.output_dir=/tmp/elsewhere", "moves where the run writes"),
         ("callbacks.model_checkpoint.dirpath=/tmp/x", "moves where the run writes"),
         ("model.n_layer=1,2", "is a sweep"),
+        ("logger.csv={save_dir:/tmp/elsewhere}", "moves where the run writes"),
+        ("callbacks.model_checkpoint={dirpath:/tmp/x}", "moves where the run writes"),
+        ("callbacks.model_checkpoint.filename=../../../x", "moves where the run writes"),
+        ("logger.csv.name=../../x", "moves where the run writes"),
+        ("seed=${oc.env:HOME}", "interpolates"),
+        ("tags=[${oc.env:AWS_SECRET_ACCESS_KEY}]", "interpolates"),
     ],
 )
 def test_a_run_folder_cannot_run_code_or_write_elsewhere(tmp_path, override, problem):
@@ -403,3 +409,52 @@ def test_a_crafted_optimizer_state_is_refused_before_it_crashes_the_kernel(tmp_p
     assert result.returncode == 1  # was a segmentation fault in fused AdamW (139)
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: {last}: its training state does not fit (the optimizer state")
+
+
+def test_an_alias_bomb_in_overrides_yaml_is_refused_at_once(tmp_path):
+    run_dir = tmp_path / "run"
+    fake_run(run_dir, [])
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [
+        f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 12)
+    ]
+    (run_dir / ".hydra" / "overrides.yaml").write_text("\n".join(lines) + "\n")  # 5**11 x 10
+    with pytest.raises(ResumeError, match="is not a list of overrides"):
+        resume_arguments(["ckpt_path=last", f"hydra.run.dir={run_dir}"])
+
+
+def test_a_link_out_of_the_run_folder_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    fake_run(run_dir, [])
+    (tmp_path / "victim").mkdir()
+    (run_dir / "csv").symlink_to(tmp_path / "victim")
+    (run_dir / "wandb").mkdir()
+    (run_dir / "wandb" / "latest-run").symlink_to(run_dir / "checkpoints")  # inside: fine
+    with pytest.raises(ResumeError, match=r"is a link to .*victim, outside the run folder"):
+        resume_arguments(["ckpt_path=last", f"hydra.run.dir={run_dir}"])
+    (run_dir / "csv").unlink()
+    resume_arguments(["ckpt_path=last", f"hydra.run.dir={run_dir}"])
+
+
+def test_ddp_processes_keep_the_output_subdir_lightning_gives_them(tmp_path):
+    run_dir = tmp_path / "run"
+    fake_run(run_dir, [])
+    args = ["ckpt_path=last", f"hydra.run.dir={run_dir}", "hydra.output_subdir=null"]
+    completed = resume_arguments(args)
+    assert [a for a in completed if a.startswith("hydra.output_subdir=")] == [
+        "hydra.output_subdir=null"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("logger.csv.save_dir=/tmp/elsewhere", "logger.csv.save_dir=/tmp/elsewhere: a resumed"),
+        ("callbacks.model_checkpoint.filename=../best", "filename=../best: must be a plain name"),
+        ("trainer.default_root_dir=/tmp/x", "trainer.default_root_dir=/tmp/x: a resumed run"),
+    ],
+)
+def test_a_resumed_config_writes_only_inside_its_folder(tmp_path, override, message):
+    check_write_locations(compose_config(["logger=many"], tmp_path))
+    with pytest.raises(ResumeError, match=re.escape(message)):
+        check_write_locations(compose_config([override], tmp_path))

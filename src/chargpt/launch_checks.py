@@ -6,6 +6,7 @@ Hydra's traceback (or, for a resume, deep inside training).
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -14,12 +15,27 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+# The folders this launch is about to create (the run's folder and missing parents), deepest
+# first: what a run that fails before training may remove again, and nothing else.
+NEW_FOLDERS: list[Path] = []
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    missing = []
+    folder = Path(os.path.abspath(folder))
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
 
 class WritableOutputs(Callback):
     """Probe the run folder (`-m`: the sweep folder) with a temporary file before Hydra writes."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _exit_unless_writable(Path(config.hydra.run.dir), "hydra.run.dir")
+        run_dir = Path(config.hydra.run.dir)
+        _exit_unless_writable(run_dir, "hydra.run.dir")
+        NEW_FOLDERS[:] = _missing_folders(run_dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_unless_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")

@@ -124,7 +124,10 @@ class RunRecord:
     def load(cls, run_dir: str | os.PathLike) -> RunRecord:
         """The record in `run_dir`; ValueError if run.json is not a record (it is untrusted)."""
         path = Path(run_dir) / RUN_FILE
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data: Any = json.loads(path.read_text(encoding="utf-8"))
+        except RecursionError:  # nested deeper than Python's stack: not a record either
+            raise ValueError(f"{path} is nested too deeply to be a run record") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path} holds JSON {type(data).__name__}, not a run record")
         fields = {key: value for key, value in data.items() if key in FIELD_TYPES}
@@ -184,7 +187,12 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
     """
     path = Path(run_dir) / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:  # read-only is enough for flock; never through a link someone left in the folder
+        descriptor = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as error:
+        raise RunBusyError(
+            f"cannot lock {path} ({error.strerror}): delete it if it is not a plain file"
+        ) from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -14,12 +14,14 @@ is checked to instantiate only targets that the project's own `conf/` and `exper
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
@@ -31,11 +33,13 @@ LAST = "last"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
+WANDB_DIR = "wandb"
 EXPERIMENTS_DIR = CONF_DIR.parent / "experiments"
 TARGET = "_target_"
 # Keys that decide where a run writes: on resume, the run's own folder decides that.
 WRITE_LOCATION = re.compile(
-    r"^(paths\.output_dir|trainer\.default_root_dir|.*\.(dirpath|save_dir|dir|log_dir))$"
+    r"^(paths\.output_dir|trainer\.default_root_dir|callbacks\..+\.filename"
+    r"|logger\..+\.(name|version)|.*\.(dirpath|save_dir|dir|log_dir|root_dir))$"
 )
 
 
@@ -54,16 +58,36 @@ def resume_arguments(args: list[str], outputs_dir: Path = Path("outputs")) -> li
     run_dir = _run_dir_of(checkpoint)
     if run_dir is None:  # a checkpoint from elsewhere: continue it in a new run folder
         return _replace(args, "ckpt_path", str(checkpoint))
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S.%f")
+    _check_links_stay_inside(run_dir)
     replayed = _original_overrides(run_dir)
     _check_replayable(replayed, run_dir / OVERRIDES_FILE, replaced=_keys_of(args))
-    completed = [
-        *replayed,
-        *args,
-        f"hydra.run.dir={run_dir}",
-        f"hydra.output_subdir=.hydra/resumed-{stamp}",
-    ]
+    completed = [*replayed, *args, f"hydra.run.dir={run_dir}"]
+    # Lightning's DDP relaunches run.py for its other processes with an output_subdir of its own.
+    if _value_of(args, "hydra.output_subdir") is None:
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S.%f")
+        completed.append(f"hydra.output_subdir=.hydra/resumed-{stamp}")
     return _replace(_latest_per_key(completed), "ckpt_path", str(checkpoint))
+
+
+def _check_links_stay_inside(run_dir: Path) -> None:
+    """A link in the folder would redirect the run's writes (metrics, logs) to another place."""
+    root = os.path.realpath(run_dir)
+    for folder, subfolders, files in os.walk(run_dir, followlinks=False):
+        for name in [*subfolders, *files]:
+            path = os.path.join(folder, name)
+            if os.path.islink(path) and not _inside(os.path.realpath(path), root):
+                raise ResumeError(
+                    f"{path} is a link to {os.path.realpath(path)}, outside the run folder: "
+                    "refused, since resuming would write through it; replace it with the files"
+                )
+        if Path(folder) == run_dir / WANDB_DIR:
+            # Each launch writes a new wandb run folder; the old ones hold wandb's own links
+            # (its debug logs point into its cache), which nothing writes through again.
+            subfolders.clear()
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _checkpoint_path(value: str, run_dir: str | None, outputs_dir: Path) -> Path:
@@ -95,11 +119,17 @@ def _run_dir_of(checkpoint: Path) -> Path | None:
     return None
 
 
+MAX_OVERRIDES_BYTES = 1 << 20
+
+
 def _original_overrides(run_dir: Path) -> list[str]:
     path = run_dir / OVERRIDES_FILE
+    if path.stat().st_size > MAX_OVERRIDES_BYTES:
+        raise ResumeError(f"{path} is larger than {MAX_OVERRIDES_BYTES} bytes: not Hydra's record")
     try:
-        items = OmegaConf.to_container(OmegaConf.load(path))
-    except Exception as error:  # YAML or OmegaConf errors: the file is not what Hydra writes
+        # safe_load keeps YAML aliases shared: a few bytes cannot expand into gigabytes.
+        items = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as error:
         raise ResumeError(f"{path} is not readable YAML ({_first_line(error)})") from None
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise ResumeError(
@@ -121,7 +151,8 @@ def _check_replayable(overrides: list[str], source: Path, replaced: set[str]) ->
     for override, text in zip(parsed, overrides, strict=True):
         if override.key_or_group in replaced:
             continue
-        problem = _replay_problem(override)
+        problem = "interpolates (${…}: it could read the environment)" if "${" in text else None
+        problem = problem or _replay_problem(override)
         if problem is not None:
             raise ResumeError(
                 f"{source} holds {text!r}, which {problem}: refused, since a run folder may "
@@ -141,7 +172,7 @@ def _replay_problem(override: Override) -> str | None:
         return "is a sweep, not one run's setting"
     if TARGET in key.split(".") or _names_target(override.value()):
         return "names code to run (_target_)"
-    if WRITE_LOCATION.match(key):
+    if any(WRITE_LOCATION.match(leaf) for leaf in _leaf_keys(key, override.value())):
         return "moves where the run writes"
     options, value = _group_options(key), override.value()
     if (
@@ -151,6 +182,14 @@ def _replay_problem(override: Override) -> str | None:
     ):
         return f"chooses a config the project does not have (one of {', '.join(sorted(options))})"
     return None
+
+
+def _leaf_keys(key: str, value: Any) -> Iterator[str]:
+    """`key` and, for a mapping value, every key inside it (`logger.csv={save_dir: …}`)."""
+    yield key
+    if isinstance(value, dict):
+        for inner, item in value.items():
+            yield from _leaf_keys(f"{key}.{inner}", item)
 
 
 def _names_target(value: Any) -> bool:
@@ -167,6 +206,27 @@ def _group_options(group: str) -> set[str] | None:
     if not folder.is_dir() or "." in group:
         return None
     return {path.stem for path in folder.glob("*.yaml")}
+
+
+def check_write_locations(cfg: DictConfig) -> None:
+    """A resumed run writes only inside its folder: checkpoints, loggers, Lightning's root."""
+    root = os.path.realpath(cfg.paths.output_dir)
+    nodes = {f"callbacks.{k}": v for k, v in cfg.callbacks.items()}
+    nodes |= {f"logger.{k}": v for k, v in cfg.logger.items()} | {"trainer": cfg.trainer}
+    for where, node in nodes.items():
+        for key in ("dirpath", "save_dir", "default_root_dir", "dir", "log_dir"):
+            folder = node.get(key) if isinstance(node, DictConfig) else None
+            if folder is not None and not _inside(os.path.realpath(str(folder)), root):
+                raise ResumeError(
+                    f"{where}.{key}={folder}: a resumed run writes only inside its folder {root}"
+                )
+        is_wandb = str(node.get("_target_", "")).endswith("wandb_logger")  # its name is a label
+        for key in ("filename", "version", *(() if is_wandb else ("name",))):
+            part = node.get(key) if isinstance(node, DictConfig) else None
+            if part is not None and ("/" in str(part) or str(part) in (".", "..")):
+                raise ResumeError(
+                    f"{where}.{key}={part}: must be a plain name, inside the run's folder"
+                )
 
 
 def check_targets(cfg: DictConfig) -> None:

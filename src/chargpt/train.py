@@ -31,8 +31,9 @@ from chargpt.checkpoint import CheckpointError, load_checkpoint
 from chargpt.compose import CONF_DIR
 from chargpt.data.datamodule import CharDataModule
 from chargpt.errors import ChargptError, one_line, user_error
+from chargpt.launch_checks import NEW_FOLDERS
 from chargpt.records import LOCK_FILE, RunBusyError, RunRecord, run_lock, write_sweep_summary
-from chargpt.resume import check_targets
+from chargpt.resume import check_targets, check_write_locations
 from chargpt.training.callbacks import (
     INTERRUPTIONS,
     SampleCallback,
@@ -106,17 +107,25 @@ LAUNCH_FILES = {".hydra", "run.log", LOCK_FILE}
 
 
 def _discard_unused_folder(run_dir: Path) -> None:
-    """Remove a new run's folder if it holds only what this launch wrote before it failed."""
-    if not run_dir.is_dir():
+    """Remove a run folder this launch created, if it holds only what the launch wrote.
+
+    Folders that existed before the launch (`chargpt.launch_checks.NEW_FOLDERS` knows) stay.
+    """
+    run_dir = Path(os.path.abspath(run_dir))
+    if run_dir not in NEW_FOLDERS or not run_dir.is_dir():
         return
     entries = list(run_dir.iterdir())
     logs_empty = all(p.stat().st_size == 0 for p in entries if p.suffix == ".log")
     hydra = run_dir / ".hydra"
     hydra_only = not hydra.exists() or all(p.suffix == ".yaml" for p in hydra.iterdir())
-    if {p.name for p in entries} <= LAUNCH_FILES and logs_empty and hydra_only:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            run_dir.parent.rmdir()  # the day's folder, if this was its only run
+    if not ({p.name for p in entries} <= LAUNCH_FILES and logs_empty and hydra_only):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for parent in NEW_FOLDERS[NEW_FOLDERS.index(run_dir) + 1 :]:
+        try:
+            parent.rmdir()  # a date folder made for this run alone
+        except OSError:
+            break
 
 
 def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
@@ -125,8 +134,9 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     `record` (run.json) is started once the settings and data are known to be good.
     """
     record = record or _new_record(cfg)
-    if cfg.ckpt_path:
-        check_targets(cfg)  # a run folder is untrusted: it names no code of its own
+    if cfg.ckpt_path:  # a run folder is untrusted: it names no code, writes nowhere else
+        check_targets(cfg)
+        check_write_locations(cfg)
     check_settings(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     set_matmul_precision(cfg.float32_matmul_precision)  # "high": TF32 on GPUs

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import torch
+from torch import Tensor
+
+from chargpt.data.tokenizer import CharTokenizer, UnknownCharacterError, code_points
 from chargpt.errors import ChargptError
 
 Fetch = Callable[[str], BinaryIO]
@@ -110,30 +116,109 @@ def _download(url: str, directory: Path, fetch: Fetch) -> Path:
 
 
 ENCODING_ERRORS = ("strict", "replace")
+# A corpus is read this many bytes at a time. Each chunk's temporaries (about 16 bytes per
+# character) stay small enough for malloc to reuse them; 1 MiB chunks were mapped and faulted in
+# afresh each time, 10x the page faults of the token tensor itself.
+CHUNK_BYTES = 1 << 17
+
+
+def check_encoding_errors(encoding_errors: str) -> None:
+    if encoding_errors not in ENCODING_ERRORS:
+        raise CorpusError(
+            f"data.encoding_errors={encoding_errors!r}: must be one of {', '.join(ENCODING_ERRORS)}"
+        )
+
+
+def iter_text(
+    path: str | os.PathLike, encoding_errors: str = "strict", chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[str]:
+    """The text of a UTF-8 corpus, decoded `chunk_bytes` at a time, with `read_text`'s errors.
+
+    A character whose bytes straddle two chunks is decoded whole, and an invalid byte is reported
+    at its offset in the file, so the chunks join to exactly what one decode of the file gives.
+    """
+    check_encoding_errors(encoding_errors)
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes={chunk_bytes}: must be a positive number of bytes")
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"text file not found: {path}; check data.path")
+    if not path.is_file():
+        raise CorpusError(f"{path} is not a file: data.path must name a UTF-8 text file")
+    decoder = codecs.getincrementaldecoder("utf-8")(errors=encoding_errors)
+    offset = 0  # bytes read so far
+    with open(path, "rb") as f:
+        while True:
+            raw = f.read(chunk_bytes)
+            # The last call (raw = b"") fails, or gives U+FFFD, if the file ends inside a sequence.
+            if text := _decode(decoder, raw, offset, path, final=not raw):
+                yield text
+            if not raw:
+                break
+            offset += len(raw)
+    if offset == 0:
+        raise CorpusError(f"{path} is empty: a corpus needs text to train on")
+
+
+def _decode(
+    decoder: codecs.IncrementalDecoder, raw: bytes, offset: int, path: Path, final: bool
+) -> str:
+    # The decoder keeps back the bytes of an unfinished sequence and decodes them in front of the
+    # next chunk: an error's start counts from the first of those kept bytes.
+    held = len(decoder.getstate()[0])
+    try:
+        text = decoder.decode(raw, final)
+    except UnicodeDecodeError as error:
+        raise CorpusError(
+            f"{path} is not UTF-8: invalid byte 0x{error.object[error.start]:02x} "
+            f"at offset {offset - held + error.start}; convert the file to UTF-8, "
+            "or set data.encoding_errors=replace to read such bytes as �"
+        ) from None
+    return text
 
 
 def read_text(path: str | os.PathLike, encoding_errors: str = "strict") -> str:
     """Read a UTF-8 corpus, with errors that say what is wrong with the file.
 
     `encoding_errors="replace"` turns bytes that are not UTF-8 into U+FFFD instead of failing.
+    The whole text is held as one str: `encode_file` encodes a big corpus in bounded memory.
     """
-    if encoding_errors not in ENCODING_ERRORS:
-        raise CorpusError(
-            f"data.encoding_errors={encoding_errors!r}: must be one of {', '.join(ENCODING_ERRORS)}"
-        )
-    path = Path(path)
-    if not path.exists():
-        raise CorpusError(f"text file not found: {path}; check data.path")
-    if not path.is_file():
-        raise CorpusError(f"{path} is not a file: data.path must name a UTF-8 text file")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8", errors=encoding_errors)
-    except UnicodeDecodeError as error:
-        raise CorpusError(
-            f"{path} is not UTF-8: invalid byte 0x{raw[error.start]:02x} at offset {error.start}; "
-            "convert the file to UTF-8, or set data.encoding_errors=replace to read such bytes as �"
-        ) from None
-    if not text:
-        raise CorpusError(f"{path} is empty: a corpus needs text to train on")
-    return text
+    return "".join(iter_text(path, encoding_errors))
+
+
+def encode_file(
+    path: str | os.PathLike, encoding_errors: str = "strict", chunk_bytes: int = CHUNK_BYTES
+) -> tuple[CharTokenizer, Tensor]:
+    """The tokenizer of a UTF-8 corpus and its whole text as tokens (`CharTokenizer.dtype`).
+
+    Memory: the token tensor plus a few chunks. The file is read twice: once for its distinct
+    characters and length, once to fill the tensor, allocated once.
+    """
+    seen = torch.zeros(sys.maxunicode + 1, dtype=torch.bool)
+    length = 0
+    for text in iter_text(path, encoding_errors, chunk_bytes):
+        present = torch.bincount(code_points(text)) > 0  # faster than marking seen[points]
+        seen[: len(present)] |= present
+        length += len(text)
+    # Ascending code points: the order of sorted(set(text)), as CharTokenizer.from_text.
+    tokenizer = CharTokenizer([chr(c) for c in seen.nonzero().flatten().tolist()])
+    tokens = torch.empty(length, dtype=tokenizer.dtype)
+    start = 0
+    for text in iter_text(path, encoding_errors, chunk_bytes):
+        end = start + len(text)
+        if end > length:
+            raise _changed(path)
+        try:
+            tokens[start:end] = tokenizer.encode_tensor(text)
+        except UnknownCharacterError:
+            raise _changed(path) from None
+        start = end
+    if start != length:
+        raise _changed(path)
+    return tokenizer, tokens
+
+
+def _changed(path: str | os.PathLike) -> CorpusError:
+    return CorpusError(
+        f"{path} changed while it was read: train on it when nothing else is writing to it"
+    )

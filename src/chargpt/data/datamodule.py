@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
+import numbers
 from collections.abc import Iterator, Sequence
 
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from chargpt.data.corpus import CorpusError, ensure_corpus, get_corpus, read_text
+from chargpt.data.corpus import (
+    CorpusError,
+    check_encoding_errors,
+    encode_file,
+    ensure_corpus,
+    get_corpus,
+)
 from chargpt.data.tokenizer import CharTokenizer
 
 
@@ -58,12 +66,51 @@ def _batch_seed(seed: int, rank: int, index: int) -> int:
     return int.from_bytes(digest, "little") >> 1  # manual_seed takes a non-negative int64
 
 
-def fixed_windows(tokens: Tensor, block_size: int) -> TensorDataset:
-    """Consecutive non-overlapping windows from the start of a split: the same in every run."""
-    count = (len(tokens) - 1) // block_size
-    starts = torch.arange(count) * block_size
-    windows = tokens[starts.unsqueeze(1) + torch.arange(block_size + 1)].long()
-    return TensorDataset(windows[:, :-1], windows[:, 1:])
+class FixedWindows(Dataset):
+    """Consecutive non-overlapping windows from the start of a split: the same in every run.
+
+    Window i is x = t[iT:iT+T], y = t[iT+1:iT+T+1], cut from the compact split when asked for,
+    so only the batch in hand is widened to int64 (8 bytes per character).
+    """
+
+    def __init__(self, tokens: Tensor, block_size: int) -> None:
+        self.tokens = tokens
+        self.block_size = block_size
+
+    def __len__(self) -> int:
+        return (len(self.tokens) - 1) // self.block_size
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        # range() does the bounds check (and negative indices): a plain loop stops at IndexError.
+        start = range(0, len(self) * self.block_size, self.block_size)[index]
+        window = self.tokens[start : start + self.block_size + 1].long()
+        return window[:-1], window[1:]
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_splits(splits: object) -> None:
+    """data.splits: three positive, finite fractions (train, val, test) that sum to 1."""
+    is_list = isinstance(splits, Sequence) and not isinstance(splits, str | bytes)
+    if not is_list or len(splits) != 3 or not all(_is_number(s) for s in splits):
+        problem = "not a list of three numbers"
+    elif not all(0 < s < math.inf for s in splits):  # NaN fails both comparisons
+        problem = "each fraction must be positive and finite"
+    elif abs(sum(splits) - 1.0) > 1e-6:
+        problem = f"they sum to {sum(splits):g}"
+    else:
+        return
+    shown = list(splits) if is_list else repr(splits)
+    raise ValueError(
+        f"data.splits={shown}: {problem}; give three positive fractions (train, val, test) "
+        "that sum to 1, e.g. [0.9, 0.05, 0.05]"
+    )
 
 
 def _worker_slot() -> tuple[int, int]:
@@ -101,13 +148,15 @@ class CharDataModule(L.LightningDataModule):
             ("batch_size", batch_size),
             ("eval_batch_size", eval_batch_size),
         ):
-            if value <= 0:
-                raise ValueError(f"data.{key}={value}: must be a positive integer")
-        if len(splits) != 3 or min(splits) <= 0 or abs(sum(splits) - 1.0) > 1e-6:
+            if not _is_integer(value) or value <= 0:
+                raise ValueError(f"data.{key}={value!r}: must be a positive integer")
+        if not _is_integer(num_workers) or num_workers < 0:
             raise ValueError(
-                f"data.splits={list(splits)}: must be three positive fractions "
-                "(train, val, test) that sum to 1"
+                f"data.num_workers={num_workers!r}: must be an integer >= 0 "
+                "(0 loads batches in the training process)"
             )
+        _check_splits(splits)
+        check_encoding_errors(encoding_errors)
         self.corpus = corpus
         self.path = path
         self.data_dir = data_dir
@@ -131,13 +180,11 @@ class CharDataModule(L.LightningDataModule):
             return  # run.py sets up early to read vocab_size; the Trainer calls again
         # A named corpus is fetched and verified here too when prepare_data() was not called.
         path = self.path or ensure_corpus(get_corpus(self.corpus), self.data_dir)
-        text = read_text(path, self.encoding_errors)
-        tokenizer = CharTokenizer.from_text(text)
+        tokenizer, tokens = encode_file(path, self.encoding_errors)
         if tokenizer.vocab_size < 2:
             raise CorpusError(
                 f"{path} holds a single distinct character: there is nothing to learn"
             )
-        tokens = tokenizer.encode_tensor(text)
         n_train = int(self.splits[0] * len(tokens))
         n_val = int(self.splits[1] * len(tokens))
         parts = tokens[:n_train], tokens[n_train : n_train + n_val], tokens[n_train + n_val :]
@@ -170,10 +217,10 @@ class CharDataModule(L.LightningDataModule):
         return self._loader(windows, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(fixed_windows(self.val_tokens, self.block_size), self.eval_batch_size)
+        return self._loader(FixedWindows(self.val_tokens, self.block_size), self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(fixed_windows(self.test_tokens, self.block_size), self.eval_batch_size)
+        return self._loader(FixedWindows(self.test_tokens, self.block_size), self.eval_batch_size)
 
     def _loader(self, dataset, batch_size: int | None) -> DataLoader:
         return DataLoader(

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 
 import torch
 
 
 class UnknownCharacterError(ValueError):
     """Text holds characters that are not in the vocabulary."""
+
+
+def code_points(text: str) -> torch.Tensor:
+    """The code points of `text` as a 1-D int32 tensor, without a Python object per character."""
+    if not text:
+        return torch.empty(0, dtype=torch.int32)
+    # A bytearray, because torch.frombuffer warns on read-only bytes; surrogatepass keeps a lone
+    # surrogate (possible in a vocabulary loaded from a checkpoint) as its own code point.
+    raw = bytearray(text.encode("utf-32-le", errors="surrogatepass"))
+    return torch.frombuffer(raw, dtype=torch.int32)
 
 
 class CharTokenizer:
@@ -30,14 +41,16 @@ class CharTokenizer:
     def vocab_size(self) -> int:
         return len(self.chars)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The compact dtype of encoded text: uint8 when the vocabulary fits in a byte."""
+        return torch.uint8 if self.vocab_size <= 256 else torch.int32
+
     def encode(self, text: str) -> list[int]:
         try:
             return [self._index[c] for c in text]
         except KeyError:
-            raise UnknownCharacterError(
-                f"characters not in the vocabulary: {_describe(self.unknown_characters(text))}; "
-                "the model knows only the characters of its training text"
-            ) from None
+            raise self._unknown(text) from None
 
     def unknown_characters(self, text: str) -> list[str]:
         return sorted(set(text) - self._index.keys())
@@ -46,9 +59,28 @@ class CharTokenizer:
         return "".join(self.chars[i] for i in ids)
 
     def encode_tensor(self, text: str) -> torch.Tensor:
-        """The whole text as a compact 1-D tensor: uint8 when the vocabulary fits in a byte."""
-        dtype = torch.uint8 if self.vocab_size <= 256 else torch.int32
-        return torch.tensor(self.encode(text), dtype=dtype)
+        """The whole text as a compact 1-D tensor (`dtype`), looked up by code point in a table."""
+        points = code_points(text)
+        if len(points) and int(points.max()) >= len(self._table):
+            raise self._unknown(text)
+        ids = self._table[points]
+        if len(ids) and int(ids.min()) < 0:
+            raise self._unknown(text)
+        return ids.to(self.dtype)
+
+    @cached_property
+    def _table(self) -> torch.Tensor:
+        """Code point -> token id, -1 for characters outside the vocabulary (at most 4.4 MB)."""
+        points = torch.tensor([ord(c) for c in self.chars])
+        table = torch.full((int(points.max()) + 1,), -1, dtype=torch.int32)
+        table[points] = torch.arange(self.vocab_size, dtype=torch.int32)
+        return table
+
+    def _unknown(self, text: str) -> UnknownCharacterError:
+        return UnknownCharacterError(
+            f"characters not in the vocabulary: {_describe(self.unknown_characters(text))}; "
+            "the model knows only the characters of its training text"
+        )
 
     def to_dict(self) -> dict[str, list[str]]:
         """Plain, JSON-able data: what a checkpoint stores."""

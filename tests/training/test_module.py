@@ -8,6 +8,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.precision import MixedPrecision
 
 from chargpt.checkpoint import load_checkpoint
 from chargpt.data.datamodule import CharDataModule
@@ -102,18 +103,29 @@ class GradientNormAtStep(L.Callback):
 
     def __init__(self) -> None:
         self.norms: list[float] = []
+        self.left_scaled = 0  # steps whose gradients the optimizer still had to unscale
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         def record(optimizer, args, kwargs) -> None:
             grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
             norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads if g is not None]))
             self.norms.append(float(norm))
+            # A GradScaler tells a fused optimizer the scale to divide by, unless it unscaled.
+            self.left_scaled += getattr(optimizer, "grad_scale", None) is not None
 
         trainer.optimizers[0].register_step_post_hook(record)
 
 
-# The GPU path on the CPU: autocast runs the same Lightning precision plugins (bf16 without a
-# scaler, 16-bit with a GradScaler).
+def precision_plugin(precision: str) -> MixedPrecision:
+    """The GPU's mixed-precision plugins, on the CPU's autocast.
+
+    `Trainer(precision="16-mixed")` on the CPU quietly falls back to bf16; built by hand, the
+    16-bit plugin keeps its GradScaler, the path where fused AdamW unscales for itself.
+    """
+    scaler = torch.amp.GradScaler("cpu") if precision == "16-mixed" else None
+    return MixedPrecision(precision, "cpu", scaler=scaler)
+
+
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
 @pytest.mark.parametrize("implementation", ["auto", "for-loop", "foreach", "fused"])
 def test_mixed_precision_clips_with_every_implementation(play_file, precision, implementation):
@@ -123,15 +135,18 @@ def test_mixed_precision_clips_with_every_implementation(play_file, precision, i
     clip = 0.05  # far below this model's gradient norms: every step is clipped
     trainer = quiet_trainer(
         accelerator="cpu",
-        precision=precision,
+        plugins=[precision_plugin(precision)],
         gradient_clip_val=clip,
         max_steps=4,
         callbacks=[spy],
     )
     trainer.fit(module, datamodule=datamodule)
+    assert trainer.precision == precision
+    assert (trainer.precision_plugin.scaler is not None) == (precision == "16-mixed")
     assert trainer.global_step == 4
     finite = [norm for norm in spy.norms if torch.isfinite(torch.tensor(norm))]
     assert finite and all(norm <= clip * 1.001 for norm in finite), spy.norms
+    assert spy.left_scaled == 0  # the true gradients were clipped, not the scaled ones
     changed = any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
     assert changed and all(torch.isfinite(p).all() for p in module.parameters())
 

@@ -47,6 +47,10 @@ def one_line_error(args: list[str], cwd: Path | None = None) -> str:
         ("data.batch_size=-4", "data.batch_size=-4: must be a positive integer"),
         ("trainer.max_steps=0", "trainer.max_steps=0: must be a positive number of steps"),
         ("callbacks.sample.window=crop", "callbacks.sample.window='crop': must be one of"),
+        (
+            "callbacks.sample.max_new_tokens=100000000",
+            "callbacks.sample.max_new_tokens=100000000: 1 samples of 100000001 tokens",
+        ),
         ("trainer.max_steps=-1", "trainer.max_steps=-1: must be a positive number of steps"),
         ("logger.wandb.mode=cloud", "logger.wandb.mode='cloud': must be one of"),
         # Each of these was a traceback, or passed, before it was checked here.

@@ -19,7 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 from chargpt.errors import ChargptError
-from chargpt.generate import generate_text
+from chargpt.generate import check_output_size, generate_text
 from chargpt.model.gpt import WINDOWS
 from chargpt.model.sampling import check_sampling_args
 from chargpt.training.module import GPTLightningModule, writes_logs_after
@@ -84,6 +84,7 @@ class SampleCallback(L.Callback):
             check_sampling_args(
                 pl_module.tokenizer.vocab_size, self.temperature, self.top_k, self.top_p
             )
+            check_output_size(self.num_samples, len(self.prompt), self.max_new_tokens)
         except ValueError as error:
             raise ValueError(f"callbacks.sample.{error}") from None
 

@@ -243,10 +243,10 @@ OPENS_A_FILE = "+callbacks.x={_target_:builtins.open,file:PWNED,mode:w}"
         ("model.n_layer=1,2", "is a sweep"),
         ("logger.csv={save_dir:/tmp/elsewhere}", "moves where the run writes"),
         ("callbacks.model_checkpoint={dirpath:/tmp/x}", "moves where the run writes"),
-        ("callbacks.model_checkpoint.filename=../../../x", "moves where the run writes"),
-        ("logger.csv.name=../../x", "moves where the run writes"),
         ("seed=${oc.env:HOME}", "interpolates"),
         ("tags=[${oc.env:AWS_SECRET_ACCESS_KEY}]", "interpolates"),
+        (r"tags=[$\{oc.env:AWS_SECRET_ACCESS_KEY\}]", "interpolates"),  # Hydra's escapes
+        ("trainer.logger=[{save_dir:/tmp/x}]", "moves where the run writes"),
     ],
 )
 def test_a_run_folder_cannot_run_code_or_write_elsewhere(tmp_path, override, problem):
@@ -266,6 +266,11 @@ def test_a_run_folder_may_choose_the_projects_options(tmp_path):
         "data.splits=[0.8,0.1,0.1]",
         "hparams_search=null",
         "optimizer.lr=1e-3",
+        "logger.wandb.name=myrun",
+        "logger.tensorboard.name=tb2",
+        "logger.csv.version=v1",
+        "paths.data_dir=/data/corpora",
+        "tags=[a,b]",
     ]
     fake_run(run_dir, replayed)
     args = resume_arguments(["ckpt_path=last", f"hydra.run.dir={run_dir}"])
@@ -452,9 +457,28 @@ def test_ddp_processes_keep_the_output_subdir_lightning_gives_them(tmp_path):
         ("logger.csv.save_dir=/tmp/elsewhere", "logger.csv.save_dir=/tmp/elsewhere: a resumed"),
         ("callbacks.model_checkpoint.filename=../best", "filename=../best: must be a plain name"),
         ("trainer.default_root_dir=/tmp/x", "trainer.default_root_dir=/tmp/x: a resumed run"),
+        ("logger.csv.name=../x", "logger.csv.name=../x: must be a plain name"),
     ],
 )
 def test_a_resumed_config_writes_only_inside_its_folder(tmp_path, override, message):
     check_write_locations(compose_config(["logger=many"], tmp_path))
     with pytest.raises(ResumeError, match=re.escape(message)):
         check_write_locations(compose_config([override], tmp_path))
+
+
+def test_a_part_lightning_cannot_restore_is_one_line_naming_the_checkpoint(tmp_path, finished_run):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"] = "x"
+    torch.save(checkpoint, last)
+    result = run(
+        ["ckpt_path=last", f"hydra.run.dir={run_dir}", "trainer.max_steps=30"],
+        check=False,
+        full_error=False,
+    )
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: resuming from {last} failed before training started (")
+    assert "Traceback" not in result.stderr

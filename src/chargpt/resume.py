@@ -37,9 +37,9 @@ WANDB_DIR = "wandb"
 EXPERIMENTS_DIR = CONF_DIR.parent / "experiments"
 TARGET = "_target_"
 # Keys that decide where a run writes: on resume, the run's own folder decides that.
+# (File names inside the folder, such as a logger's name, are checked on the composed config.)
 WRITE_LOCATION = re.compile(
-    r"^(paths\.output_dir|trainer\.default_root_dir|callbacks\..+\.filename"
-    r"|logger\..+\.(name|version)|.*\.(dirpath|save_dir|dir|log_dir|root_dir))$"
+    r"^(paths\.output_dir|trainer\.default_root_dir|.*\.(dirpath|save_dir|dir|log_dir|root_dir))$"
 )
 
 
@@ -151,7 +151,8 @@ def _check_replayable(overrides: list[str], source: Path, replaced: set[str]) ->
     for override, text in zip(parsed, overrides, strict=True):
         if override.key_or_group in replaced:
             continue
-        problem = "interpolates (${…}: it could read the environment)" if "${" in text else None
+        interpolates = "${" in text or _holds_interpolation(override.value())
+        problem = "interpolates (${…}: it could read the environment)" if interpolates else None
         problem = problem or _replay_problem(override)
         if problem is not None:
             raise ResumeError(
@@ -185,11 +186,25 @@ def _replay_problem(override: Override) -> str | None:
 
 
 def _leaf_keys(key: str, value: Any) -> Iterator[str]:
-    """`key` and, for a mapping value, every key inside it (`logger.csv={save_dir: …}`)."""
+    """`key` and every key inside a mapping or list value (`logger.csv={save_dir: …}`)."""
     yield key
     if isinstance(value, dict):
         for inner, item in value.items():
             yield from _leaf_keys(f"{key}.{inner}", item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaf_keys(f"{key}.{index}", item)
+
+
+def _holds_interpolation(value: Any) -> bool:
+    """Whether a parsed value holds `${…}`, also written with Hydra's escapes (`$\\{…\\}`)."""
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, dict):
+        return any(_holds_interpolation(k) or _holds_interpolation(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_interpolation(v) for v in value)
+    return False
 
 
 def _names_target(value: Any) -> bool:

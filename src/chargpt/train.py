@@ -183,9 +183,17 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
                 weights_only=True,
             )
             record.test_loss = results[0].get("test/loss") if results else None
-    except BaseException:
+    except BaseException as error:
         _fill_outcome(record, trainer, best)
         _close_loggers(loggers, exit_code=1)
+        restoring = cfg.ckpt_path and not module.training_started
+        if restoring and isinstance(error, Exception) and user_error(error) is None:
+            # Lightning failed to restore a part the checks above do not cover (its loops).
+            raise CheckpointError(
+                f"resuming from {cfg.ckpt_path} failed before training started "
+                f"({type(error).__name__}: {one_line(error)}); resume from another "
+                "checkpoint (HYDRA_FULL_ERROR=1 shows the traceback)"
+            ) from error
         raise
     _close_loggers(loggers, exit_code=0)
     if rank_zero_only.rank == 0:

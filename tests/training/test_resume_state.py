@@ -38,6 +38,19 @@ def first_state(checkpoint: dict) -> dict:
     return next(iter(checkpoint["optimizer_states"][0]["state"].values()))
 
 
+def first_group(checkpoint: dict) -> dict:
+    return checkpoint["optimizer_states"][0]["param_groups"][0]
+
+
+def expanded(state: dict) -> torch.Tensor:
+    """The right shape, but one stored number: the fused kernel would write past its end."""
+    return torch.zeros(1).expand(state["exp_avg"].shape)
+
+
+def random_bytes() -> torch.Tensor:
+    return torch.randint(0, 256, torch.get_rng_state().shape, dtype=torch.uint8)
+
+
 def callback_state(checkpoint: dict) -> dict:
     return next(iter(checkpoint["callbacks"].values()))
 
@@ -58,6 +71,15 @@ def callback_state(checkpoint: dict) -> dict:
         (lambda c: callback_state(c).update(best_model_path=3), "best_model_path is not a path"),
         (lambda c: c.update(global_step=-1), "global_step is not a step count"),
         (lambda c: c.update(lr_schedulers=None), "lr_schedulers is not one schedule's state"),
+        # Found by review: each got past the first version of the check.
+        (lambda c: first_state(c).update(exp_avg=expanded(first_state(c))), "not a dense"),
+        (lambda c: first_state(c).pop("exp_avg_sq"), "does not hold exactly"),
+        (lambda c: first_group(c).update(lr="x"), "has lr='x'"),
+        (lambda c: first_group(c).update(amsgrad=True), "has amsgrad=True, but this AdamW"),
+        (lambda c: first_group(c).update(betas=[0.9]), "has betas=[0.9]"),
+        (lambda c: c["lr_schedulers"][0].clear(), "another schedule's state"),
+        (lambda c: c["lr_schedulers"][0].update(base_lrs=["x"]), "has base_lrs=['x']"),
+        (lambda c: c.update(rng_states={"cpu": random_bytes()}), "not a valid CPU generator"),
     ],
 )
 def test_a_crafted_training_state_is_one_clear_error(tmp_path, trained_checkpoint, change, message):

@@ -52,6 +52,10 @@ class GPTLightningModule(L.LightningModule):
         # shapes, each of which would recompile. A compiled function, not a compiled submodule,
         # so the weights keep their `model.` names in checkpoints (no `_orig_mod.` prefix).
         self._training_loss = torch.compile(self._loss) if self.model_config.compile else self._loss
+        self.training_started = False  # set once Lightning has restored a resumed run's state
+
+    def on_train_start(self) -> None:
+        self.training_started = True
 
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         return self.model(idx, targets)

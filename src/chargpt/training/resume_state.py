@@ -17,7 +17,7 @@ from torch import Tensor
 
 from chargpt.checkpoint import CheckpointError
 from chargpt.training.module import GPTLightningModule
-from chargpt.training.optim import parameter_groups
+from chargpt.training.optim import build_optimizer
 
 RESUME_HINT = "resume from a checkpoint that run.py wrote for this run, or start a new run"
 
@@ -58,17 +58,15 @@ def _optimizer(checkpoint: dict, module: GPTLightningModule) -> str | None:
     if not isinstance(states, list) or len(states) != 1 or not isinstance(states[0], dict):
         return "optimizer_states is not one optimizer's state"
     state, groups = states[0].get("state"), states[0].get("param_groups")
-    expected = parameter_groups(module.model, module.optimizer_config.weight_decay)
-    if not isinstance(groups, list) or len(groups) != len(expected) or not isinstance(state, dict):
-        return f"the optimizer state is not AdamW's with {len(expected)} parameter groups"
-    for group, wanted in zip(groups, expected, strict=True):
-        params = group.get("params") if isinstance(group, dict) else None
-        if not isinstance(params, list) or len(params) != len(wanted["params"]):
-            return "the optimizer's parameter groups are not this model's"
-    parameters = [p for group in expected for p in group["params"]]
-    indices = [i for group in groups for i in group["params"]]
-    if indices != list(range(len(parameters))):
-        return "the optimizer's parameter groups are not this model's"
+    fresh_optimizer, _ = _fresh_optimizer_and_schedule(module)
+    fresh = fresh_optimizer.state_dict()["param_groups"]
+    if not isinstance(groups, list) or len(groups) != len(fresh) or not isinstance(state, dict):
+        return f"the optimizer state is not AdamW's with {len(fresh)} parameter groups"
+    for group, wanted in zip(groups, fresh, strict=True):
+        problem = _group_problem(group, wanted)
+        if problem is not None:
+            return f"a parameter group {problem}"
+    parameters = [p for group in fresh_optimizer.param_groups for p in group["params"]]
     for index, values in state.items():
         if not isinstance(index, int) or not 0 <= index < len(parameters):
             return f"the optimizer state names parameter {index!r}, which this model lacks"
@@ -78,28 +76,88 @@ def _optimizer(checkpoint: dict, module: GPTLightningModule) -> str | None:
     return None
 
 
-def _parameter_state(values: object, parameter: Tensor) -> str | None:
-    if not isinstance(values, dict):
-        return "is not a mapping"
-    for name, value in values.items():
-        if isinstance(value, Tensor):
-            if value.numel() == 1 and value.dim() <= 1 and name == "step":
-                continue
-            if value.shape != parameter.shape or not value.is_floating_point():
-                return f"has {name} of shape {tuple(value.shape)}, not {tuple(parameter.shape)}"
-        elif not isinstance(value, numbers.Real):
-            return f"has a {type(value).__name__} {name}"
+def _fresh_optimizer_and_schedule(module: GPTLightningModule) -> tuple:
+    """What `configure_optimizers` builds for this module: the reference for a saved state."""
+    optimizer = build_optimizer(module.model, module.optimizer_config)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, module.schedule.lr_factor)
+
+
+# Settings that change what state the step reads (amsgrad needs max_exp_avg_sq); fused and
+# foreach may differ: they change the kernel, not the state.
+MUST_MATCH = ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay")
+
+
+def _group_problem(group: object, wanted: dict) -> str | None:
+    """A saved parameter group against a fresh optimizer's: its keys (an older PyTorch may
+    have saved fewer: they get defaults), and values of the same kinds."""
+    if not isinstance(group, dict) or "params" not in group or not set(group) <= set(wanted):
+        return "has other settings than this AdamW's"
+    if group["params"] != wanted["params"]:
+        return "holds other parameters than this model's"
+    for key, value in wanted.items():
+        if key in MUST_MATCH and group.get(key, value) != value:
+            return f"has {key}={group[key]!r}, but this AdamW has {value!r}"
+        if key in group and not _alike(group[key], value):
+            return f"has {key}={group[key]!r}, not a value like {value!r}"
     return None
+
+
+def _alike(saved: object, fresh: object) -> bool:
+    if isinstance(fresh, bool) or fresh is None:
+        return saved is fresh or (isinstance(saved, bool) and fresh is not None)
+    if isinstance(fresh, numbers.Real):
+        return isinstance(saved, numbers.Real) and not isinstance(saved, bool)
+    if isinstance(fresh, tuple | list):
+        return (
+            isinstance(saved, tuple | list)
+            and len(saved) == len(fresh)
+            and all(_alike(a, b) for a, b in zip(saved, fresh, strict=True))
+        )
+    return type(saved) is type(fresh)
+
+
+ADAMW_STATE = {"step", "exp_avg", "exp_avg_sq"}
+
+
+def _parameter_state(values: object, parameter: Tensor) -> str | None:
+    if not isinstance(values, dict) or set(values) != ADAMW_STATE:
+        return f"does not hold exactly {', '.join(sorted(ADAMW_STATE))}"
+    step = values["step"]
+    if not (isinstance(step, Tensor) and step.numel() == 1 and step.dim() <= 1):
+        return "has a step that is not one number"
+    for name in ("exp_avg", "exp_avg_sq"):
+        value = values[name]
+        if not _dense_like(value, parameter):
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            return f"has {name} of shape {shape}, not a dense {tuple(parameter.shape)} tensor"
+    return None
+
+
+def _dense_like(value: object, parameter: Tensor) -> bool:
+    """A tensor the fused kernel may write into: the parameter's shape, contiguous, all stored."""
+    return (
+        isinstance(value, Tensor)
+        and value.layout == torch.strided
+        and value.is_floating_point()
+        and value.shape == parameter.shape
+        and value.is_contiguous()
+        and value.untyped_storage().nbytes() - value.storage_offset() * value.element_size()
+        >= value.numel() * value.element_size()
+    )
 
 
 def _schedulers(checkpoint: dict, module: GPTLightningModule) -> str | None:
     schedulers = checkpoint.get("lr_schedulers")
-    if (
-        not isinstance(schedulers, list)
-        or len(schedulers) != 1
-        or not isinstance(schedulers[0], dict)
-    ):
+    if not isinstance(schedulers, list) or len(schedulers) != 1:
         return "lr_schedulers is not one schedule's state"
+    fresh = _fresh_optimizer_and_schedule(module)[1].state_dict()
+    saved = schedulers[0]
+    required = {"lr_lambdas", "base_lrs", "last_epoch"}
+    if not isinstance(saved, dict) or not required <= set(saved) <= set(fresh):
+        return "lr_schedulers holds another schedule's state"
+    for key, value in fresh.items():
+        if key in saved and not _alike(saved[key], value):
+            return f"the schedule has {key}={saved[key]!r}, not a value like {value!r}"
     return None
 
 
@@ -112,6 +170,10 @@ def _random_state(checkpoint: dict, module: GPTLightningModule) -> str | None:
     cpu = states.get("cpu")
     if not _is_generator_state(cpu, torch.get_rng_state()):
         return "rng_states['cpu'] is not a CPU generator's state"
+    try:
+        torch.Generator().set_state(cpu)
+    except RuntimeError:
+        return "rng_states['cpu'] is not a valid CPU generator state"
     cuda = states.get("cuda", [])
     if not isinstance(cuda, list) or not all(
         isinstance(s, Tensor) and s.dtype == torch.uint8 for s in cuda

@@ -399,18 +399,28 @@ def test_a_corrupt_run_json_does_not_block_a_resume(tmp_path, finished_run, cont
     assert record["status"] == "finished" and record["global_step"] == 18
 
 
-def test_a_crafted_optimizer_state_is_refused_before_it_crashes_the_kernel(tmp_path, finished_run):
+def resume_a_tampered_copy(tmp_path, finished_run, tamper) -> tuple[Path, object]:
+    """Copy the finished run, change its last.ckpt with `tamper`, and resume it (as a user)."""
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True)
-    next(iter(checkpoint["optimizer_states"][0]["state"].values()))["exp_avg"] = torch.zeros(2)
+    tamper(checkpoint)
     torch.save(checkpoint, last)
     result = run(
         ["ckpt_path=last", f"hydra.run.dir={run_dir}", "trainer.max_steps=30"],
         check=False,
         full_error=False,
     )
+    return last, result
+
+
+def test_a_crafted_optimizer_state_is_refused_before_it_crashes_the_kernel(tmp_path, finished_run):
+    def wrong_shape(checkpoint: dict) -> None:
+        state = checkpoint["optimizer_states"][0]["state"]
+        next(iter(state.values()))["exp_avg"] = torch.zeros(2)
+
+    last, result = resume_a_tampered_copy(tmp_path, finished_run, wrong_shape)
     assert result.returncode == 1  # was a segmentation fault in fused AdamW (139)
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: {last}: its training state does not fit (the optimizer state")
@@ -467,17 +477,10 @@ def test_a_resumed_config_writes_only_inside_its_folder(tmp_path, override, mess
 
 
 def test_a_part_lightning_cannot_restore_is_one_line_naming_the_checkpoint(tmp_path, finished_run):
-    run_dir = tmp_path / "run"
-    shutil.copytree(finished_run, run_dir)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    checkpoint = torch.load(last, weights_only=True)
-    checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"] = "x"
-    torch.save(checkpoint, last)
-    result = run(
-        ["ckpt_path=last", f"hydra.run.dir={run_dir}", "trainer.max_steps=30"],
-        check=False,
-        full_error=False,
-    )
+    def bad_loop_state(checkpoint: dict) -> None:
+        checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"] = "x"
+
+    last, result = resume_a_tampered_copy(tmp_path, finished_run, bad_loop_state)
     assert result.returncode == 1
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: resuming from {last} failed before training started (")

@@ -15,6 +15,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from chargpt.resume import CHECKPOINT_DIR
+
 # The folders this launch is about to create (the run's folder and missing parents), deepest
 # first: what a run that fails before training may remove again, and nothing else.
 NEW_FOLDERS: list[Path] = []
@@ -46,7 +48,7 @@ def unwritable_reason(folder: Path) -> str | None:
 
     A real write, not `os.access`: permissions do not bind root, a read-only mount binds all.
     """
-    probes = [folder / "checkpoints", folder] if folder.exists() else []
+    probes = [folder / CHECKPOINT_DIR, folder] if folder.exists() else []
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

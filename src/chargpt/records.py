@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -130,36 +131,27 @@ class RunRecord:
             raise ValueError(f"{path} is nested too deeply to be a run record") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path} holds JSON {type(data).__name__}, not a run record")
-        fields = {key: value for key, value in data.items() if key in FIELD_TYPES}
+        kinds = _field_kinds()
+        fields = {key: value for key, value in data.items() if key in kinds}
         for key, value in fields.items():
-            if not _is_field_value(value, FIELD_TYPES[key], nullable=key not in REQUIRED_FIELDS):
-                raise ValueError(f"{path}: {key}={value!r} is not a {FIELD_TYPES[key].__name__}")
+            if not _is_field_value(value, *kinds[key]):
+                raise ValueError(f"{path}: {key}={value!r} is not a {kinds[key][0].__name__}")
         return cls(**fields)
 
 
-# What each field of run.json may hold (a float may be written as a whole number); all but the
-# required ones may also be null.
-REQUIRED_FIELDS = ("run_dir", "overrides", "status", "global_step", "started")
-FIELD_TYPES: dict[str, type] = {
-    "run_dir": str,
-    "overrides": list,
-    "job_num": int,
-    "status": str,
-    "error": str,
-    "num_params": int,
-    "global_step": int,
-    "best_val_loss": float,
-    "val_bpc": float,
-    "test_loss": float,
-    "tokens_per_s": float,
-    "wall_s": float,
-    "started": str,
-    "ended": str,
-    "wandb_id": str,
-}
+def _field_kinds() -> dict[str, tuple[type, bool]]:
+    """Each RunRecord field's type and whether it may be null, read off the dataclass itself."""
+    kinds = {}
+    for name, hint in typing.get_type_hints(RunRecord).items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable = type(None) in typing.get_args(hint)
+        kind = typing.get_origin(args[0] if nullable else hint) or (args[0] if nullable else hint)
+        kinds[name] = (kind, nullable)
+    return kinds
 
 
 def _is_field_value(value: Any, kind: type, nullable: bool) -> bool:
+    """Whether run.json's `value` fits a field (a float may be written as a whole number)."""
     if value is None:
         return nullable
     if isinstance(value, bool):

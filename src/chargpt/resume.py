@@ -27,7 +27,7 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from chargpt.compose import CONF_DIR
-from chargpt.errors import ChargptError
+from chargpt.errors import ChargptError, one_line
 
 LAST = "last"
 CHECKPOINT_DIR = "checkpoints"
@@ -130,7 +130,7 @@ def _original_overrides(run_dir: Path) -> list[str]:
         # safe_load keeps YAML aliases shared: a few bytes cannot expand into gigabytes.
         items = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as error:
-        raise ResumeError(f"{path} is not readable YAML ({_first_line(error)})") from None
+        raise ResumeError(f"{path} is not readable YAML ({one_line(error)})") from None
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise ResumeError(
             f"{path} is not a list of overrides as Hydra writes it; restore it from the run's "
@@ -147,7 +147,7 @@ def _check_replayable(overrides: list[str], source: Path, replaced: set[str]) ->
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as error:  # Hydra's parser raises its own OverrideParseException
-        raise ResumeError(f"{source}: an override does not parse ({_first_line(error)})") from None
+        raise ResumeError(f"{source}: an override does not parse ({one_line(error)})") from None
     for override, text in zip(parsed, overrides, strict=True):
         if override.key_or_group in replaced:
             continue
@@ -284,11 +284,6 @@ def _keys_of(args: list[str]) -> set[str]:
         return {o.key_or_group for o in OverridesParser.create().parse_overrides(overrides)}
     except Exception:  # a malformed override: Hydra reports it
         return set()
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def _value_of(args: list[str], key: str) -> str | None:

@@ -33,7 +33,12 @@ from chargpt.data.datamodule import CharDataModule
 from chargpt.errors import ChargptError, one_line, user_error
 from chargpt.launch_checks import NEW_FOLDERS
 from chargpt.records import LOCK_FILE, RunBusyError, RunRecord, run_lock, write_sweep_summary
-from chargpt.resume import check_targets, check_write_locations
+from chargpt.resume import (
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    check_targets,
+    check_write_locations,
+)
 from chargpt.training.callbacks import (
     INTERRUPTIONS,
     SampleCallback,
@@ -396,7 +401,7 @@ def _exit_interrupted(error: BaseException, message: str, record: RunRecord) -> 
     """Say what was saved and how to resume, then exit with the shell's code for the signal."""
     saved = getattr(error, "saved_path", None)
     what = message[0].upper() + message[1:]
-    last = Path(record.run_dir) / "checkpoints" / "last.ckpt"
+    last = Path(record.run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
     if saved is not None:
         print(f"\n{what}; saved {saved}.\n{_resume_hint(saved)}", file=sys.stderr)
     elif last.is_file():  # stopped outside training (the final test): the last save stands
@@ -452,7 +457,7 @@ def _report(cfg: DictConfig, best: ModelCheckpoint, loggers: list[Logger]) -> No
     lines = [f"outputs:      {cfg.paths.output_dir}"]
     if best.best_model_path:
         lines.append(f"best ckpt:    {best.best_model_path} (val/loss {best.best_model_score:.4f})")
-    last = Path(best.dirpath or ".") / "last.ckpt"
+    last = Path(best.dirpath or ".") / LAST_CHECKPOINT
     if last.is_file():
         lines.append(f"last ckpt:    {last}  (resume: python run.py ckpt_path={last})")
     for logger in loggers:

@@ -22,24 +22,36 @@ from chargpt.training.optim import build_optimizer
 RESUME_HINT = "resume from a checkpoint that run.py wrote for this run, or start a new run"
 
 
+class Fresh:
+    """What this module would start from, built once: the reference each saved part must fit."""
+
+    def __init__(self, module: GPTLightningModule) -> None:
+        self.weights = module.state_dict()
+        # As configure_optimizers builds them (the schedule adds initial_lr to the groups).
+        self.optimizer = build_optimizer(module.model, module.optimizer_config)
+        schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, module.schedule.lr_factor)
+        self.schedule = schedule.state_dict()
+
+
 def check_training_state(path: str | os.PathLike, module: GPTLightningModule) -> None:
     """Raise CheckpointError unless every part Lightning restores fits `module`."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: not a training checkpoint; {RESUME_HINT}")
+    fresh = Fresh(module)
     for check in (_weights, _optimizer, _schedulers, _random_state, _callbacks, _progress):
-        problem = check(checkpoint, module)
+        problem = check(checkpoint, fresh)
         if problem is not None:
             raise CheckpointError(
                 f"{path}: its training state does not fit ({problem}); {RESUME_HINT}"
             )
 
 
-def _weights(checkpoint: dict, module: GPTLightningModule) -> str | None:
+def _weights(checkpoint: dict, fresh: Fresh) -> str | None:
     saved = checkpoint.get("state_dict")
     if not isinstance(saved, dict):
         return "no state_dict"
-    expected = module.state_dict()
+    expected = fresh.weights
     for key in sorted(set(saved) ^ set(expected), key=str):
         return f"state_dict {'lacks' if key in expected else 'has an unknown entry'} {key!r}"
     for key, tensor in expected.items():
@@ -53,20 +65,23 @@ def _weights(checkpoint: dict, module: GPTLightningModule) -> str | None:
     return None
 
 
-def _optimizer(checkpoint: dict, module: GPTLightningModule) -> str | None:
+def _optimizer(checkpoint: dict, fresh: Fresh) -> str | None:
     states = checkpoint.get("optimizer_states")
     if not isinstance(states, list) or len(states) != 1 or not isinstance(states[0], dict):
         return "optimizer_states is not one optimizer's state"
     state, groups = states[0].get("state"), states[0].get("param_groups")
-    fresh_optimizer, _ = _fresh_optimizer_and_schedule(module)
-    fresh = fresh_optimizer.state_dict()["param_groups"]
-    if not isinstance(groups, list) or len(groups) != len(fresh) or not isinstance(state, dict):
-        return f"the optimizer state is not AdamW's with {len(fresh)} parameter groups"
-    for group, wanted in zip(groups, fresh, strict=True):
+    wanted_groups = fresh.optimizer.state_dict()["param_groups"]
+    if (
+        not isinstance(groups, list)
+        or len(groups) != len(wanted_groups)
+        or not isinstance(state, dict)
+    ):
+        return f"the optimizer state is not AdamW's with {len(wanted_groups)} parameter groups"
+    for group, wanted in zip(groups, wanted_groups, strict=True):
         problem = _group_problem(group, wanted)
         if problem is not None:
             return f"a parameter group {problem}"
-    parameters = [p for group in fresh_optimizer.param_groups for p in group["params"]]
+    parameters = [p for group in fresh.optimizer.param_groups for p in group["params"]]
     for index, values in state.items():
         if not isinstance(index, int) or not 0 <= index < len(parameters):
             return f"the optimizer state names parameter {index!r}, which this model lacks"
@@ -74,12 +89,6 @@ def _optimizer(checkpoint: dict, module: GPTLightningModule) -> str | None:
         if problem is not None:
             return f"the optimizer state of parameter {index} {problem}"
     return None
-
-
-def _fresh_optimizer_and_schedule(module: GPTLightningModule) -> tuple:
-    """What `configure_optimizers` builds for this module: the reference for a saved state."""
-    optimizer = build_optimizer(module.model, module.optimizer_config)
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, module.schedule.lr_factor)
 
 
 # Settings that change what state the step reads (amsgrad needs max_exp_avg_sq); fused and
@@ -146,22 +155,21 @@ def _dense_like(value: object, parameter: Tensor) -> bool:
     )
 
 
-def _schedulers(checkpoint: dict, module: GPTLightningModule) -> str | None:
+def _schedulers(checkpoint: dict, fresh: Fresh) -> str | None:
     schedulers = checkpoint.get("lr_schedulers")
     if not isinstance(schedulers, list) or len(schedulers) != 1:
         return "lr_schedulers is not one schedule's state"
-    fresh = _fresh_optimizer_and_schedule(module)[1].state_dict()
     saved = schedulers[0]
     required = {"lr_lambdas", "base_lrs", "last_epoch"}
-    if not isinstance(saved, dict) or not required <= set(saved) <= set(fresh):
+    if not isinstance(saved, dict) or not required <= set(saved) <= set(fresh.schedule):
         return "lr_schedulers holds another schedule's state"
-    for key, value in fresh.items():
+    for key, value in fresh.schedule.items():
         if key in saved and not _alike(saved[key], value):
             return f"the schedule has {key}={saved[key]!r}, not a value like {value!r}"
     return None
 
 
-def _random_state(checkpoint: dict, module: GPTLightningModule) -> str | None:
+def _random_state(checkpoint: dict, fresh: Fresh) -> str | None:
     states = checkpoint.get("rng_states")
     if states is None:
         return None  # written before rng_states existed: dropout's stream starts anew
@@ -186,7 +194,7 @@ def _is_generator_state(value: object, like: Tensor) -> bool:
     return isinstance(value, Tensor) and value.dtype == like.dtype and value.shape == like.shape
 
 
-def _callbacks(checkpoint: dict, module: GPTLightningModule) -> str | None:
+def _callbacks(checkpoint: dict, fresh: Fresh) -> str | None:
     states = checkpoint.get("callbacks", {})
     if not isinstance(states, dict):
         return "callbacks is not a mapping"
@@ -223,7 +231,7 @@ def _is_score(value: object) -> bool:
     return isinstance(value, Tensor) and value.numel() == 1
 
 
-def _progress(checkpoint: dict, module: GPTLightningModule) -> str | None:
+def _progress(checkpoint: dict, fresh: Fresh) -> str | None:
     step = checkpoint.get("global_step")
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         return "global_step is not a step count"

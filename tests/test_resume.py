@@ -197,6 +197,7 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, play_file):
     line = one_line_resume_error(tmp_path, play_file, evil)
     assert "not a readable checkpoint" in line
     assert not (tmp_path / "PWNED").exists()
+    assert not (tmp_path / "r").exists()  # the new folder for the loose checkpoint is gone again
 
 
 def test_resume_refuses_another_model(tmp_path, play_file, trained_checkpoint):

@@ -84,7 +84,7 @@ def _run_locked(cfg: DictConfig, held: contextlib.ExitStack) -> float:
                 _refresh_sweep_summary(record)
             except OSError as write_error:  # the disk that failed the run may fail this too
                 print(f"warning: could not update {record.path}: {write_error}", file=sys.stderr)
-        elif not cfg.ckpt_path:
+        else:  # only a folder this launch made goes (a resumed run's own folder stays)
             held.close()  # the lock file goes with the folder
             _discard_unused_folder(Path(record.run_dir))
         if interrupted:

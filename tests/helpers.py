@@ -13,6 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
+
+from chargpt.data.datamodule import CharDataModule
+from chargpt.training.module import GPTLightningModule
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 TINY = [
@@ -109,3 +114,26 @@ def wandb_summary(run_dir: Path, offline_run: str | None = None) -> dict:
 def csv_metric(run_dir: Path, name: str) -> list[float]:
     with open(run_dir / "csv" / "metrics.csv") as f:
         return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]
+
+
+def tiny_setup(play_file, module_class=GPTLightningModule, **trainer_kwargs):
+    """A one-layer module, its data and a quiet Trainer, for callback tests."""
+    datamodule = CharDataModule(corpus=None, path=str(play_file), block_size=16, batch_size=4)
+    datamodule.setup("fit")
+    module = module_class(
+        model=dict(
+            vocab_size=datamodule.vocab_size, block_size=16, n_layer=1, n_head=2, d_model=16
+        ),
+        optimizer=dict(lr=1e-3),
+        scheduler=dict(warmup_steps=0, decay_steps=10),
+        tokenizer=datamodule.tokenizer.to_dict(),
+    )
+    trainer = L.Trainer(
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1,
+        **trainer_kwargs,
+    )
+    return trainer, module, datamodule

@@ -18,6 +18,7 @@ import torch
 from helpers import TINY, run
 
 from chargpt.data.corpus import CORPORA
+from chargpt.errors import SettingError, user_error
 
 
 def one_line_error(args: list[str], cwd: Path | None = None) -> str:
@@ -230,3 +231,12 @@ def test_a_failed_launch_removes_only_what_it_created(tmp_path, play_file, layou
     one_line_error(["data=text", f"data.path={play_file}", "seed=-1", f"hydra.run.dir={run_dir}"])
     assert mine.is_dir()  # the user's folder stays, empty or not
     assert not (mine / "run").exists() and not (mine / "run.json").exists()
+
+
+def test_only_the_projects_own_errors_are_user_errors():
+    """A ValueError from deep inside torch is a bug: it keeps its traceback, not a tidy line."""
+    assert user_error(ValueError("expected 2D input")) is None
+    setting = SettingError("optimizer.lr=0: must be > 0")
+    wrapped = RuntimeError("Error in call to target")
+    wrapped.__cause__ = setting  # as Hydra wraps an error raised while instantiating
+    assert user_error(wrapped) is setting

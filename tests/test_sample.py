@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from chargpt.checkpoint import load_checkpoint
-from chargpt.generate import batch_seed, generate_text
 from chargpt.model import GPT
+from chargpt.model.generate import batch_seed, generate_text
+from chargpt.runs.checkpoint import load_checkpoint
 from chargpt.sample import main
 
 

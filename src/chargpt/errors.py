@@ -1,6 +1,7 @@
-"""Errors the user can fix: the command line prints their message as one line, without a traceback.
+"""The project's own error types: a problem the user can fix, named in one line.
 
-`ValueError` is treated the same way: every bad setting raises one with a message naming the key.
+Only these are shown as a one-line message without a traceback (HYDRA_FULL_ERROR=1 shows it):
+any other exception, a `ValueError` deep in torch included, is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ class ChargptError(Exception):
     """A problem with the user's settings or files; the message names it and says what to do."""
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ChargptError, ValueError)
+class SettingError(ChargptError, ValueError):
+    """A setting (a config key, a command-line argument) with a value it cannot take."""
 
 
 def user_error(error: BaseException) -> BaseException | None:
     """The user-fixable error behind `error` (Hydra wraps errors raised while instantiating)."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, USER_ERRORS):
+        if isinstance(error, ChargptError):
             return error
         seen.add(id(error))
         error = error.__cause__
@@ -34,7 +36,7 @@ def one_line(error: BaseException) -> str:
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse whose mistakes raise ValueError: the command prints them as its other one-liners."""
+    """argparse whose mistakes raise SettingError, printed as the command's other one-liners."""
 
     def error(self, message: str) -> NoReturn:
-        raise ValueError(message)
+        raise SettingError(message)

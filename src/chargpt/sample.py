@@ -24,9 +24,9 @@ import torch
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from chargpt.checkpoint import check_device, load_checkpoint
-from chargpt.errors import ChargptError, one_line
-from chargpt.generate import check_output_size, generate_batches
+from chargpt.errors import ChargptError, SettingError, one_line
+from chargpt.model.generate import check_output_size, generate_batches
+from chargpt.runs.checkpoint import check_device, load_checkpoint
 
 
 @dataclass
@@ -62,13 +62,13 @@ def parse_args(argv: list[str]) -> SampleArgs:
     for arg in argv:
         key, equals, value = arg.partition("=")
         if not equals:
-            raise ValueError(f"arguments are key=value pairs, got {arg!r}; see --help")
+            raise SettingError(f"arguments are key=value pairs, got {arg!r}; see --help")
         if key in TEXT_KEYS:
             texts[key] = value
         else:
             others.append(arg)
     if "ckpt" not in texts:
-        raise ValueError("ckpt=PATH is required: the .ckpt file written by run.py")
+        raise SettingError("ckpt=PATH is required: the .ckpt file written by run.py")
     merged = OmegaConf.merge(OmegaConf.structured(SampleArgs), OmegaConf.from_dotlist(others))
     merged.ckpt = ""  # replaced below: text is set verbatim, outside OmegaConf
     return replace(OmegaConf.to_object(merged), **texts)
@@ -78,11 +78,11 @@ def check_args(args: SampleArgs) -> None:
     """What can be checked without the checkpoint, so a bad setting fails before it is read."""
     check_device(args.device)
     if args.dtype not in DTYPES:
-        raise ValueError(f"dtype={args.dtype!r}: must be one of {', '.join(DTYPES)}")
+        raise SettingError(f"dtype={args.dtype!r}: must be one of {', '.join(DTYPES)}")
     if args.num_samples < 1:
-        raise ValueError(f"num_samples={args.num_samples}: must be >= 1")
+        raise SettingError(f"num_samples={args.num_samples}: must be >= 1")
     if args.batch_size < 1:
-        raise ValueError(f"batch_size={args.batch_size}: must be >= 1")
+        raise SettingError(f"batch_size={args.batch_size}: must be >= 1")
     check_output_size(min(args.num_samples, args.batch_size), len(args.prompt), args.max_new_tokens)
 
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(("\n---\n" if printed else "") + text)
                 printed += 1
             sys.stdout.flush()
-    except (ChargptError, ValueError, OmegaConfBaseException) as error:
+    except (ChargptError, OmegaConfBaseException) as error:
         message = one_line(error)
         key = getattr(error, "full_key", None)  # OmegaConf names the key on a later line
         if key and key not in message:

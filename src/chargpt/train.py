@@ -6,48 +6,41 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
 import os
-import shutil
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from chargpt.checkpoint import CheckpointError, load_checkpoint
-from chargpt.compose import CONF_DIR
 from chargpt.data.datamodule import CharDataModule
-from chargpt.errors import ChargptError, one_line, user_error
-from chargpt.launch_checks import NEW_FOLDERS
-from chargpt.records import LOCK_FILE, RunBusyError, RunRecord, run_lock, write_sweep_summary
-from chargpt.resume import (
-    CHECKPOINT_DIR,
-    LAST_CHECKPOINT,
-    check_targets,
-    check_write_locations,
-)
-from chargpt.training.callbacks import (
-    INTERRUPTIONS,
-    SampleCallback,
-    TrainingInterrupted,
-    TrainingThroughput,
-)
+from chargpt.errors import one_line, user_error
+from chargpt.runs.checkpoint import CheckpointError
+from chargpt.runs.files import RunBusyError, run_lock
+from chargpt.runs.launch import discard_unused_folder
+from chargpt.runs.layout import CHECKPOINT_DIR, LAST_CHECKPOINT
+from chargpt.runs.record import RunRecord, write_sweep_summary
+from chargpt.runs.resume import check_targets, check_write_locations
+from chargpt.training.callbacks.interrupt import INTERRUPTIONS, TrainingInterrupted
+from chargpt.training.callbacks.throughput import TrainingThroughput
 from chargpt.training.matmul import set_matmul_precision
-from chargpt.training.module import GPTLightningModule
-from chargpt.training.resume_state import check_training_state
+from chargpt.training.trainer import (
+    best_checkpoint,
+    build_module,
+    build_trainer,
+    check_resumable,
+    check_settings,
+)
 
 
 def run_job(cfg: DictConfig) -> float:
@@ -86,7 +79,7 @@ def _run_locked(cfg: DictConfig, held: contextlib.ExitStack) -> float:
                 print(f"warning: could not update {record.path}: {write_error}", file=sys.stderr)
         else:  # only a folder this launch made goes (a resumed run's own folder stays)
             held.close()  # the lock file goes with the folder
-            _discard_unused_folder(Path(record.run_dir))
+            discard_unused_folder(Path(record.run_dir))
         if interrupted:
             _exit_interrupted(error, message, record)
         return _fail(error, message, record.job_num)
@@ -105,32 +98,6 @@ def _fail(error: BaseException, message: str, job_num: int | None = None) -> flo
         raise error
     print(f"error: {message}", file=sys.stderr)
     sys.exit(1)
-
-
-# What Hydra writes into a run folder before the task starts, and the lock: nothing trained.
-LAUNCH_FILES = {".hydra", "run.log", LOCK_FILE}
-
-
-def _discard_unused_folder(run_dir: Path) -> None:
-    """Remove a run folder this launch created, if it holds only what the launch wrote.
-
-    Folders that existed before the launch (`chargpt.launch_checks.NEW_FOLDERS` knows) stay.
-    """
-    run_dir = Path(os.path.abspath(run_dir))
-    if run_dir not in NEW_FOLDERS or not run_dir.is_dir():
-        return
-    entries = list(run_dir.iterdir())
-    logs_empty = all(p.stat().st_size == 0 for p in entries if p.suffix == ".log")
-    hydra = run_dir / ".hydra"
-    hydra_only = not hydra.exists() or all(p.suffix == ".yaml" for p in hydra.iterdir())
-    if not ({p.name for p in entries} <= LAUNCH_FILES and logs_empty and hydra_only):
-        return
-    shutil.rmtree(run_dir, ignore_errors=True)
-    for parent in NEW_FOLDERS[NEW_FOLDERS.index(run_dir) + 1 :]:
-        try:
-            parent.rmdir()  # a date folder made for this run alone
-        except OSError:
-            break
 
 
 def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
@@ -154,22 +121,11 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     if cfg.ckpt_path:
         check_resumable(cfg.ckpt_path, module)
     _fill_run_identity(cfg, record)
-    loggers = [instantiate(node) for node in cfg.logger.values()]
-    callbacks = [instantiate(node) for node in cfg.callbacks.values()]
-    if not loggers:  # logger=none: the learning-rate monitor has nowhere to write and would fail
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    for callback in callbacks:
-        if isinstance(callback, SampleCallback):
-            callback.check(module)  # before run.json or wandb is touched
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=loggers or False,
-        val_check_interval=_val_check_batches(cfg.trainer),
-    )
+    trainer = build_trainer(cfg, module)
+    loggers = trainer.loggers
     record.num_params = module.model.num_parameters()
     record.save()
-    best = _best_checkpoint(trainer)
+    best = best_checkpoint(trainer)
     try:
         run_config = OmegaConf.to_container(cfg, resolve=True)
         run_config["num_params"] = record.num_params
@@ -204,111 +160,6 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     if rank_zero_only.rank == 0:
         _report(cfg, best, loggers)
     return math.nan if best.best_model_score is None else float(best.best_model_score)
-
-
-def check_settings(cfg: DictConfig) -> None:
-    """Fail on a bad setting before any data is read or fetched, and before run.json or wandb."""
-    check_top_level_keys(cfg)
-    check_seed(cfg.seed)
-    check_accelerator(cfg.trainer.get("accelerator"))
-    instantiate(cfg.model, vocab_size=1)  # only the vocabulary waits for the data
-    check_trainer_steps(cfg.trainer)
-    instantiate(cfg.optimizer, _convert_="all")
-    instantiate(cfg.scheduler)
-
-
-def _top_level_keys() -> set[str]:
-    """The keys conf/train.yaml gives the run config: its own, and its config groups'."""
-    primary = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "train.yaml"))
-    groups = set()
-    for entry in primary.pop("defaults", []):
-        name = entry if isinstance(entry, str) else next(iter(entry))
-        groups.add(name.removeprefix("optional ").removeprefix("override ").split("@")[0])
-    # experiment and hparams_search files are global packages: they set others' keys.
-    return (set(primary) | groups) - {"_self_", "hydra", "experiment", "hparams_search", "local"}
-
-
-def check_top_level_keys(cfg: DictConfig) -> None:
-    """`+seeed=1` would otherwise be ignored: every top-level key must mean something."""
-    known = _top_level_keys()
-    for key in cfg:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = (
-                f"did you mean {close[0]}?"
-                if close
-                else f"the settings are {', '.join(sorted(known))}"
-            )
-            raise ChargptError(f"{key}: not a setting of run.py ({hint}); remove +{key}=...")
-
-
-MAX_SEED = 2**32 - 1  # what NumPy's and Python's seeding (seed_everything) accept
-
-
-def check_seed(seed: object) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ChargptError(f"seed={seed!r}: must be a whole number from 0 to {MAX_SEED}")
-
-
-def check_trainer_steps(trainer_cfg: DictConfig) -> None:
-    """The step counts that Lightning would divide by, or loop on forever."""
-    # The training stream is endless: only max_steps ends a run.
-    for key, unit in (
-        ("max_steps", "number of steps"),
-        ("val_check_interval", "number of optimizer steps between validations"),
-        ("accumulate_grad_batches", "whole number of batches per step (1: no accumulation)"),
-        ("log_every_n_steps", "number of optimizer steps between logged metrics"),
-    ):
-        value = trainer_cfg.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ChargptError(f"trainer.{key}={value!r}: must be a positive {unit}")
-    clip = trainer_cfg.get("gradient_clip_val")
-    if clip is not None and (
-        isinstance(clip, bool) or not isinstance(clip, int | float) or not 0 <= clip < math.inf
-    ):
-        raise ChargptError(
-            f"trainer.gradient_clip_val={clip!r}: must be a number >= 0 (0 or null: no clipping)"
-        )
-
-
-def check_accelerator(accelerator: str | None) -> None:
-    """A GPU run on a machine without one fails here in one line, not deep inside Lightning."""
-    if accelerator not in ("gpu", "cuda") or torch.cuda.is_available():
-        return
-    if accelerator == "gpu" and torch.backends.mps.is_available():  # Lightning's gpu covers MPS
-        return
-    raise ChargptError(
-        f"trainer.accelerator={accelerator}: PyTorch sees no GPU here (torch {torch.__version__}); "
-        "train on the CPU (trainer=cpu) or install a CUDA build of PyTorch"
-    )
-
-
-def check_resumable(ckpt_path: str, module: GPTLightningModule) -> None:
-    """Read the checkpoint safely now: a bad file or another model fails in one clear line."""
-    model, tokenizer = load_checkpoint(ckpt_path)
-    saved, wanted = model.config.to_dict(), module.model_config.to_dict()
-    changed = [f"model.{k}: {saved[k]} -> {wanted[k]}" for k in saved if saved[k] != wanted[k]]
-    if changed:
-        raise CheckpointError(
-            f"{ckpt_path} holds another model ({', '.join(changed)}); "
-            "resume with the model settings it was trained with"
-        )
-    if tokenizer.to_dict() != module.tokenizer.to_dict():
-        raise CheckpointError(f"{ckpt_path} was trained on another vocabulary than data.*")
-    check_training_state(ckpt_path, module)  # what Lightning restores besides the weights
-
-
-def build_module(cfg: DictConfig, datamodule: CharDataModule) -> GPTLightningModule:
-    """Instantiate the (validated) config dataclasses and hand their plain data to the module."""
-    model_config = instantiate(cfg.model)
-    optimizer_config = instantiate(cfg.optimizer, _convert_="all")
-    schedule_config = instantiate(cfg.scheduler)
-    return GPTLightningModule(
-        model=model_config.to_dict(),
-        optimizer=asdict(optimizer_config),
-        scheduler=asdict(schedule_config),
-        tokenizer=datamodule.tokenizer.to_dict(),
-    )
 
 
 def _fill_run_identity(cfg: DictConfig, record: RunRecord) -> None:
@@ -423,20 +274,6 @@ def _refresh_sweep_summary(record: RunRecord) -> None:
     """A sweep job (also one resumed later) updates its sweep's summary.csv."""
     if record.job_num is not None and rank_zero_only.rank == 0:
         write_sweep_summary(Path(record.run_dir).parent)
-
-
-def _val_check_batches(trainer_cfg: DictConfig) -> int:
-    """trainer.val_check_interval counts optimizer steps; Lightning counts batches."""
-    return trainer_cfg.val_check_interval * trainer_cfg.accumulate_grad_batches
-
-
-def _best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint:
-    callback = trainer.checkpoint_callback
-    if not isinstance(callback, ModelCheckpoint):
-        raise RuntimeError(
-            "the callbacks config needs a ModelCheckpoint (callbacks.model_checkpoint)"
-        )
-    return callback
 
 
 def _close_loggers(loggers: list[Logger], exit_code: int) -> None:

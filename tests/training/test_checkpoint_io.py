@@ -107,3 +107,17 @@ def test_a_full_disk_names_its_cause_and_keeps_the_previous_checkpoint(tmp_path,
     assert "unexpected pos" not in str(error.value)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left
+
+
+def test_removing_a_checkpoint_never_removes_a_folder_or_a_link(tmp_path):
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "kept.ckpt").write_text("x")
+    link = tmp_path / "link.ckpt"
+    link.symlink_to(folder / "kept.ckpt")
+    checkpoint_io = AtomicCheckpointIO()
+    for path in (folder, link, tmp_path / "gone.txt"):
+        checkpoint_io.remove_checkpoint(path)
+    assert (folder / "kept.ckpt").read_text() == "x" and link.is_symlink()
+    checkpoint_io.remove_checkpoint(folder / "kept.ckpt")
+    assert not (folder / "kept.ckpt").exists()

@@ -10,9 +10,9 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.precision import MixedPrecision
 
-from chargpt.checkpoint import load_checkpoint
 from chargpt.data.datamodule import CharDataModule
-from chargpt.training.callbacks import TrainingThroughput
+from chargpt.runs.checkpoint import load_checkpoint
+from chargpt.training.callbacks.throughput import TrainingThroughput
 from chargpt.training.module import GPTLightningModule
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from chargpt.checkpoint import CheckpointError
+from chargpt.runs.checkpoint import CheckpointError
 from chargpt.training.module import GPTLightningModule
 from chargpt.training.resume_state import check_training_state
 

@@ -24,9 +24,10 @@ import torch
 from omegaconf import OmegaConf
 
 from chargpt.bench.hardware import synchronize
-from chargpt.compose import CONF_DIR
+from chargpt.errors import SettingError
 from chargpt.model import GPT, GPTConfig
 from chargpt.model.gpt import WINDOWS
+from chargpt.runs.compose import CONF_DIR
 
 SIZE_PRESETS = CONF_DIR / "model" / "size"
 
@@ -53,7 +54,7 @@ def load_preset(size: str, presets_dir: Path = SIZE_PRESETS) -> dict[str, int]:
     path = presets_dir / f"{size}.yaml"
     if not path.is_file():
         names = ", ".join(sorted(p.stem for p in presets_dir.glob("*.yaml")))
-        raise ValueError(f"size={size!r}: no {path}; presets: {names}")
+        raise SettingError(f"size={size!r}: no {path}; presets: {names}")
     return dict(OmegaConf.to_container(OmegaConf.load(path)))
 
 

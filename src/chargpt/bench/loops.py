@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 
 from chargpt.bench.hardware import synchronize
 from chargpt.bench.workload import Workload
+from chargpt.errors import SettingError
 from chargpt.training.matmul import set_matmul_precision
 from chargpt.training.module import GPTLightningModule
 from chargpt.training.optim import build_optimizer
@@ -87,7 +88,7 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
         return contextlib.nullcontext()
     if precision == "bf16-mixed":
         return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise ValueError(
+    raise SettingError(
         f"trainer.precision={precision!r}: the plain loop runs 32-true and bf16-mixed only"
     )
 
@@ -244,4 +245,4 @@ def make_runner(loop: str, workload: Workload) -> PlainLoop | LightningRunner:
         return PlainLoop(workload, module)
     if loop in ("lightning", "lightning-configured"):
         return LightningRunner(workload, module, configured=loop == "lightning-configured")
-    raise ValueError(f"loop={loop!r}: must be one of {', '.join(LOOPS)}")
+    raise SettingError(f"loop={loop!r}: must be one of {', '.join(LOOPS)}")

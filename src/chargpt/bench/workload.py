@@ -16,10 +16,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from chargpt.compose import compose_config
 from chargpt.data.datamodule import CharDataModule
-from chargpt.train import build_module
+from chargpt.errors import SettingError
+from chargpt.runs.compose import compose_config
 from chargpt.training.module import GPTLightningModule
+from chargpt.training.trainer import build_module
 
 
 def expand_sweep(overrides: list[str]) -> list[list[str]]:
@@ -40,7 +41,9 @@ def training_device(trainer_cfg: DictConfig) -> torch.device:
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", 0)
     if accelerator not in ("cpu", "auto"):
-        raise ValueError(f"trainer.accelerator={accelerator!r}: the benchmark knows cpu, gpu, auto")
+        raise SettingError(
+            f"trainer.accelerator={accelerator!r}: the benchmark knows cpu, gpu, auto"
+        )
     return torch.device("cpu")
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from chargpt.data.tokenizer import CharTokenizer, UnknownCharacterError, code_points
-from chargpt.errors import ChargptError
+from chargpt.errors import ChargptError, SettingError
 
 Fetch = Callable[[str], BinaryIO]
 
@@ -139,7 +139,7 @@ def iter_text(
     """
     check_encoding_errors(encoding_errors)
     if chunk_bytes < 1:
-        raise ValueError(f"chunk_bytes={chunk_bytes}: must be a positive number of bytes")
+        raise SettingError(f"chunk_bytes={chunk_bytes}: must be a positive number of bytes")
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"text file not found: {path}; check data.path")

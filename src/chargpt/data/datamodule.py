@@ -21,6 +21,7 @@ from chargpt.data.corpus import (
     get_corpus,
 )
 from chargpt.data.tokenizer import CharTokenizer
+from chargpt.errors import SettingError
 
 
 class RandomWindows(IterableDataset):
@@ -107,7 +108,7 @@ def _check_splits(splits: object) -> None:
     else:
         return
     shown = list(splits) if is_list else repr(splits)
-    raise ValueError(
+    raise SettingError(
         f"data.splits={shown}: {problem}; give three positive fractions (train, val, test) "
         "that sum to 1, e.g. [0.9, 0.05, 0.05]"
     )
@@ -149,9 +150,9 @@ class CharDataModule(L.LightningDataModule):
             ("eval_batch_size", eval_batch_size),
         ):
             if not _is_integer(value) or value <= 0:
-                raise ValueError(f"data.{key}={value!r}: must be a positive integer")
+                raise SettingError(f"data.{key}={value!r}: must be a positive integer")
         if not _is_integer(num_workers) or num_workers < 0:
-            raise ValueError(
+            raise SettingError(
                 f"data.num_workers={num_workers!r}: must be an integer >= 0 "
                 "(0 loads batches in the training process)"
             )

@@ -7,8 +7,10 @@ from functools import cached_property
 
 import torch
 
+from chargpt.errors import SettingError
 
-class UnknownCharacterError(ValueError):
+
+class UnknownCharacterError(SettingError):
     """Text holds characters that are not in the vocabulary."""
 
 
@@ -26,9 +28,9 @@ class CharTokenizer:
     def __init__(self, chars: Sequence[str]) -> None:
         chars = list(chars)
         if not chars:
-            raise ValueError("a tokenizer needs at least one character")
+            raise SettingError("a tokenizer needs at least one character")
         if any(len(c) != 1 for c in chars) or len(set(chars)) != len(chars):
-            raise ValueError("the vocabulary must be distinct single characters")
+            raise SettingError("the vocabulary must be distinct single characters")
         self.chars = chars
         self._index = {c: i for i, c in enumerate(chars)}
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from chargpt.errors import SettingError
+
 NORMS = ("layernorm", "rmsnorm")
 NORM_POSITIONS = ("pre", "post")
 MLPS = ("gelu", "swiglu")
 POS_ENCODINGS = ("learned", "sinusoidal")
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingError):
     """An invalid model setting; the message names the key, the value and what is allowed."""
 
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from chargpt.errors import SettingError
 from chargpt.model.config import GPTConfig
 from chargpt.model.sampling import check_sampling_args, sample_next
 
@@ -314,9 +315,9 @@ class GPT(nn.Module):
         recomputation; "halve" refills once per half window and stays incremental.
         """
         if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens={max_new_tokens}: must be >= 0")
+            raise SettingError(f"max_new_tokens={max_new_tokens}: must be >= 0")
         if window not in WINDOWS:
-            raise ValueError(f"window={window!r}: must be one of {', '.join(WINDOWS)}")
+            raise SettingError(f"window={window!r}: must be one of {', '.join(WINDOWS)}")
         check_sampling_args(self.config.vocab_size, temperature, top_k, top_p)
         dtype = self.head.weight.dtype
         cache = KVCache(self.config, idx.size(0), idx.device, dtype) if use_cache else None

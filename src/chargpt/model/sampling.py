@@ -5,16 +5,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from chargpt.errors import SettingError
+
 
 def check_sampling_args(
     vocab_size: int, temperature: float, top_k: int | None, top_p: float | None
 ) -> None:
     if temperature < 0:
-        raise ValueError(f"temperature={temperature}: must be >= 0 (0 means greedy decoding)")
+        raise SettingError(f"temperature={temperature}: must be >= 0 (0 means greedy decoding)")
     if top_k is not None and not 1 <= top_k <= vocab_size:
-        raise ValueError(f"top_k={top_k}: must be between 1 and the vocabulary size {vocab_size}")
+        raise SettingError(f"top_k={top_k}: must be between 1 and the vocabulary size {vocab_size}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p={top_p}: must be in (0, 1]")
+        raise SettingError(f"top_p={top_p}: must be in (0, 1]")
 
 
 def top_k_filter(logits: Tensor, k: int) -> Tensor:

@@ -12,7 +12,7 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from chargpt.errors import ChargptError
-from chargpt.records import open_atomically
+from chargpt.runs.files import open_atomically
 
 
 class CheckpointSaveError(ChargptError, OSError):

@@ -16,7 +16,8 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from chargpt.records import write_atomically
+from chargpt.errors import SettingError
+from chargpt.runs.files import write_atomically
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -36,7 +37,7 @@ def has_wandb_credentials() -> bool:
 def resolve_wandb_mode(mode: str) -> str:
     """`auto` follows WANDB_MODE if set, else goes online only with credentials."""
     if mode not in WANDB_MODES:
-        raise ValueError(f"logger.wandb.mode={mode!r}: must be one of {', '.join(WANDB_MODES)}")
+        raise SettingError(f"logger.wandb.mode={mode!r}: must be one of {', '.join(WANDB_MODES)}")
     if mode != "auto":
         return mode
     env_mode = os.environ.get("WANDB_MODE")

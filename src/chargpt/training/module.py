@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from chargpt.data.tokenizer import CharTokenizer
+from chargpt.errors import SettingError
 from chargpt.model import GPT, GPTConfig
 from chargpt.training.optim import OptimizerConfig, ScheduleConfig, build_optimizer
 
@@ -43,7 +44,7 @@ class GPTLightningModule(L.LightningModule):
         }
         self.save_hyperparameters(complete, logger=False)
         if self.tokenizer.vocab_size != self.model_config.vocab_size:
-            raise ValueError(
+            raise SettingError(
                 f"the tokenizer has {self.tokenizer.vocab_size} characters but "
                 f"model.vocab_size={self.model_config.vocab_size}"
             )

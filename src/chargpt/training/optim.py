@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from chargpt.errors import SettingError
+
 # PyTorch's three AdamW implementations and the arguments each one takes. "auto" is the fastest
 # one the parameters' device has: fused (one kernel for all parameters) where PyTorch has the
 # kernel, else foreach. Every one works with mixed precision and clipping (see the module's
@@ -38,18 +40,18 @@ class OptimizerConfig:
 
     def __post_init__(self) -> None:
         if self.implementation not in IMPLEMENTATION_CHOICES:
-            raise ValueError(
+            raise SettingError(
                 f"optimizer.implementation={self.implementation!r}: must be one of "
                 f"{', '.join(IMPLEMENTATION_CHOICES)}"
             )
         for key in ("lr", "weight_decay", "eps"):
             _check_finite_number(f"optimizer.{key}", getattr(self, key))
         if not self.lr > 0:
-            raise ValueError(f"optimizer.lr={self.lr}: must be > 0")
+            raise SettingError(f"optimizer.lr={self.lr}: must be > 0")
         if self.weight_decay < 0:
-            raise ValueError(f"optimizer.weight_decay={self.weight_decay}: must be >= 0")
+            raise SettingError(f"optimizer.weight_decay={self.weight_decay}: must be >= 0")
         if not self.eps > 0:
-            raise ValueError(f"optimizer.eps={self.eps}: must be > 0 (AdamW's default is 1e-8)")
+            raise SettingError(f"optimizer.eps={self.eps}: must be > 0 (AdamW's default is 1e-8)")
         betas = self.betas
         if (
             isinstance(betas, str)
@@ -58,7 +60,7 @@ class OptimizerConfig:
             or not all(_is_number(b) and 0 <= b < 1 for b in betas)
         ):
             shown = list(betas) if isinstance(betas, tuple | list) else betas
-            raise ValueError(f"optimizer.betas={shown!r}: must be two numbers in [0, 1)")
+            raise SettingError(f"optimizer.betas={shown!r}: must be two numbers in [0, 1)")
         object.__setattr__(self, "betas", tuple(betas))
 
 
@@ -79,20 +81,20 @@ class ScheduleConfig:
         for key in ("decay_steps", "warmup_steps"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"scheduler.{key}={value!r}: must be a whole number of steps")
+                raise SettingError(f"scheduler.{key}={value!r}: must be a whole number of steps")
         for key in ("warmup_ratio", "min_lr_ratio"):
             _check_finite_number(f"scheduler.{key}", getattr(self, key))
         if self.decay_steps <= 0:
-            raise ValueError(f"scheduler.decay_steps={self.decay_steps}: must be > 0")
+            raise SettingError(f"scheduler.decay_steps={self.decay_steps}: must be > 0")
         if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"scheduler.warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
+            raise SettingError(f"scheduler.warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
         if self.warmup_steps is not None and not 0 <= self.warmup_steps < self.decay_steps:
-            raise ValueError(
+            raise SettingError(
                 f"scheduler.warmup_steps={self.warmup_steps}: must be >= 0 and below "
                 f"decay_steps={self.decay_steps} (the run's max_steps); or use warmup_ratio"
             )
         if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"scheduler.min_lr_ratio={self.min_lr_ratio}: must be in [0, 1]")
+            raise SettingError(f"scheduler.min_lr_ratio={self.min_lr_ratio}: must be in [0, 1]")
 
     @property
     def warmup_length(self) -> int:
@@ -116,7 +118,7 @@ def _is_number(value: object) -> bool:
 
 def _check_finite_number(key: str, value: object) -> None:
     if not _is_number(value) or not math.isfinite(value):
-        raise ValueError(f"{key}={value!r}: must be a finite number")
+        raise SettingError(f"{key}={value!r}: must be a finite number")
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

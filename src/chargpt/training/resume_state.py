@@ -1,9 +1,9 @@
 """Check a checkpoint's training state before Lightning restores it (`run.py ckpt_path=`).
 
-`chargpt.checkpoint.load_checkpoint` checks the model a checkpoint holds. Resuming also restores
-the optimizer, the schedule, the random-number state and the callbacks' states, which Lightning
-loads as they are: a crafted optimizer state of the wrong shape crashes the fused AdamW kernel
-(a segmentation fault), other parts end in tracebacks. Each part is checked here against the
+`chargpt.runs.checkpoint.load_checkpoint` checks the model a checkpoint holds. Resuming also
+restores the optimizer, the schedule, the random-number state and the callbacks' states, which
+Lightning loads as they are: a crafted optimizer state of the wrong shape crashes the fused AdamW
+kernel (a segmentation fault), other parts end in tracebacks. Each part is checked here against the
 module being resumed, from the memory-mapped file, and every problem is one `CheckpointError`.
 """
 
@@ -15,7 +15,7 @@ import os
 import torch
 from torch import Tensor
 
-from chargpt.checkpoint import CheckpointError
+from chargpt.runs.checkpoint import CheckpointError
 from chargpt.training.module import GPTLightningModule
 from chargpt.training.optim import build_optimizer
 

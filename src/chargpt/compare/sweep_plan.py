@@ -1,0 +1,60 @@
+"""The jobs a sweep will run, from its `multirun.yaml`: the ones without a folder are still to come.
+
+Hydra's basic sweeper runs the cartesian product of the comma-separated overrides (and of its
+`hydra.sweeper.params`, where experiments keep their grid), numbering jobs in that order; its own
+`split_arguments` lists them. Other sweepers (Optuna) choose jobs as they go, so nothing is listed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+
+from chargpt.runs.read import NOT_STARTED, Run, override_key
+
+SWEEP_FILE = "multirun.yaml"
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+JOB_SUBDIR = "${hydra.job.num}"
+
+
+def planned_jobs(sweep_dir: Path) -> list[list[str]]:
+    """Each job's overrides, in job order; [] where the plan cannot be known."""
+    path = sweep_dir / SWEEP_FILE
+    if not path.is_file():
+        return []
+    hydra = OmegaConf.to_container(OmegaConf.load(path), resolve=False)["hydra"]
+    if hydra["sweeper"].get("_target_") != BASIC_SWEEPER or hydra["sweep"]["subdir"] != JOB_SUBDIR:
+        return []
+    params = hydra["sweeper"].get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + hydra["overrides"]["task"]
+    try:
+        # Without Hydra's config loader, `glob(…)` cannot be expanded: such a plan is unknown.
+        overrides = OverridesParser.create().parse_overrides(arguments)
+        (jobs,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+    except (HydraException, ValueError, AssertionError):
+        return []
+    return jobs
+
+
+def pending_jobs(sweep_dir: Path) -> list[Run]:
+    """The planned jobs of a sweep that have no folder yet, with the settings they will run."""
+    pending = []
+    for job_num, overrides in enumerate(planned_jobs(sweep_dir)):
+        job_dir = sweep_dir / str(job_num)
+        if job_dir.exists():
+            continue
+        values = dict(override.split("=", 1) for override in overrides)
+        pending.append(
+            Run(
+                path=job_dir,
+                status=NOT_STARTED,
+                settings={override_key(key): value for key, value in values.items()},
+                partial=True,
+                overridden=[override_key(key) for key in values],
+            )
+        )
+    return pending

@@ -1,0 +1,165 @@
+"""One run as the comparison sees it, read from the files `run.py` leaves in its folder.
+
+`run.json` gives the outcome, `.hydra/` the settings and `csv/metrics.csv` (or the TensorBoard
+files) the validation curve; see README, "Where outputs go". Where a run has no `run.json`
+(killed outright, or still starting) its metrics still count.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from chargpt.runs.layout import RUN_FILE
+from chargpt.runs.record import RunRecord
+
+RUN_MARKERS = (".hydra", RUN_FILE, "csv/metrics.csv")
+INCOMPLETE = "incomplete"  # no run.json: the status is unknown
+NOT_STARTED = "not started"  # a sweep job without a folder yet
+
+
+@dataclass
+class Run:
+    """What one run left behind, in the units the table shows (losses in nats per character)."""
+
+    path: Path
+    status: str
+    error: str | None = None
+    # Flattened config (`model.n_layer`) and Hydra group choices (`model/size`), as written.
+    settings: dict[str, Any] = field(default_factory=dict)
+    # Settings known only in part (a job not started knows its overrides): a key it lacks is
+    # unknown, not absent.
+    partial: bool = False
+    # The keys set on the run's command line, in order: the columns people swept.
+    overridden: list[str] = field(default_factory=list)
+    num_params: int | None = None
+    best_val_loss: float | None = None
+    tokens_per_s: float | None = None
+    wall_s: float | None = None
+    val_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, val/loss)
+    label: str = ""
+
+    @property
+    def val_bpc(self) -> float | None:
+        return None if self.best_val_loss is None else self.best_val_loss / math.log(2)
+
+
+def is_run_dir(path: Path) -> bool:
+    return any((path / marker).exists() for marker in RUN_MARKERS)
+
+
+def load_run_dir(path: Path) -> Run:
+    """A run folder: run.json for the outcome, .hydra for the settings, metrics for the curve."""
+    record = _read_record(path)
+    config = _read_yaml(path / ".hydra" / "config.yaml") or {}
+    hydra = (_read_yaml(path / ".hydra" / "hydra.yaml") or {}).get("hydra", {})
+    choices = hydra.get("runtime", {}).get("choices", {})
+    if record is not None:
+        overrides = record.overrides
+    else:
+        overrides = _read_yaml(path / ".hydra" / "overrides.yaml") or []
+    curve, tokens_per_s = read_metrics(path)
+    run = Run(
+        path=path,
+        status=record.status if record else INCOMPLETE,
+        error=record.error if record else None,
+        settings=flatten(config) | choices,
+        overridden=[override_key(o) for o in overrides],
+        val_curve=curve,
+        tokens_per_s=tokens_per_s,
+        num_params=(_read_yaml(path / "csv" / "hparams.yaml") or {}).get("num_params"),
+        best_val_loss=min((loss for _, loss in curve), default=None),
+    )
+    if record is not None:  # run.json's figures are the run's own; the logs are the fallback
+        run.num_params = record.num_params or run.num_params
+        run.best_val_loss = _first_known(_finite(record.best_val_loss), run.best_val_loss)
+        run.tokens_per_s = _first_known(record.tokens_per_s, run.tokens_per_s)
+        run.wall_s = record.wall_s
+    return run
+
+
+def _read_record(path: Path) -> RunRecord | None:
+    try:
+        return RunRecord.load(path)
+    except (OSError, ValueError, TypeError):
+        return None  # missing, or being rewritten this instant: the logs still tell a lot
+
+
+def _read_yaml(path: Path) -> Any:
+    """A YAML file as plain data (None if missing), interpolations left as written.
+
+    Resolving `${hydra:…}` or `${paths.data_dir}` would need Hydra's runtime and the machine the
+    run ran on; as written, they are the same in every run and so never count as a difference.
+    """
+    if not path.is_file():
+        return None
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+
+
+def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model": {"n_layer": 2}} -> {"model.n_layer": 2}."""
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def override_key(override: str) -> str:
+    """`+model.x=1` -> `model.x`; `model/size=tiny` -> `model/size`."""
+    return re.sub(r"^[+~]+", "", override.partition("=")[0])
+
+
+def read_metrics(run_dir: Path) -> tuple[list[tuple[int, float]], float | None]:
+    """The val/loss curve and the last training throughput, from CSV or else TensorBoard files."""
+    metrics = run_dir / "csv" / "metrics.csv"
+    if metrics.is_file():
+        return _read_csv_metrics(metrics)
+    events = sorted(run_dir.glob("tensorboard/**/events.out.tfevents.*"))
+    if events:
+        return _read_tensorboard(events[0].parent)
+    return [], None
+
+
+def _read_csv_metrics(path: Path) -> tuple[list[tuple[int, float]], float | None]:
+    curve, tokens_per_s = [], None
+    with open(path, newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            try:  # rows are sparse, and a running job may be rewriting the file
+                if _finite(float(row.get("val/loss") or "nan")) is not None:
+                    curve.append((int(row["step"]), float(row["val/loss"])))
+                if row.get("perf/tokens_per_s"):
+                    tokens_per_s = float(row["perf/tokens_per_s"])
+            except (TypeError, ValueError):
+                continue
+    return curve, tokens_per_s
+
+
+def _read_tensorboard(log_dir: Path) -> tuple[list[tuple[int, float]], float | None]:
+    # Imported here: tensorboard loads slowly, and only runs with logger=tensorboard need it.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    scalars = events.Scalars("val/loss") if "val/loss" in tags else []
+    curve = [(e.step, e.value) for e in scalars if _finite(e.value) is not None]
+    speeds = events.Scalars("perf/tokens_per_s") if "perf/tokens_per_s" in tags else []
+    return curve, (speeds[-1].value if speeds else None)
+
+
+def _first_known(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _finite(value: float | None) -> float | None:
+    """None for NaN and infinities: a diverged run has no best loss to rank by."""
+    return value if value is not None and math.isfinite(value) else None

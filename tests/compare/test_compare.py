@@ -1,0 +1,251 @@
+"""`python -m chargpt.compare`: runs found, read, sorted and marked; report and plots written."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import TINY, run
+from omegaconf import OmegaConf
+
+from chargpt.compare.__main__ import main
+from chargpt.compare.discovery import find_runs
+from chargpt.compare.table import comparison_table, differing_keys, sort_runs
+from chargpt.compare.wandb_runs import inspect_run
+
+BASE_CONFIG = {
+    "seed": 1,
+    "paths": {"output_dir": "${hydra:runtime.output_dir}"},
+    "model": {"n_layer": 2, "norm_position": "pre", "block_size": 32},
+    "data": {"block_size": "${model.block_size}"},
+    "optimizer": {"lr": 0.002},
+    "trainer": {"max_steps": 4},
+    "logger": {"wandb": {"name": None, "save_dir": "${paths.output_dir}"}},
+}
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def make_run(
+    folder: Path,
+    overrides: tuple[str, ...] = (),
+    config: dict | None = None,
+    choices: dict | None = None,
+    curve: tuple[tuple[int, float], ...] = ((10, 2.5),),
+    status: str | None = "finished",
+    error: str | None = None,
+) -> Path:
+    """A run folder as run.py leaves it (README "Where outputs go"); status None: no run.json."""
+    hydra = folder / ".hydra"
+    hydra.mkdir(parents=True)
+    OmegaConf.save(OmegaConf.merge(BASE_CONFIG, config or {}), hydra / "config.yaml")
+    all_choices = {"model/size": "small", "experiment": None, "hydra/launcher": "basic"}
+    runtime = {"choices": all_choices | (choices or {})}
+    OmegaConf.save({"hydra": {"runtime": runtime}}, hydra / "hydra.yaml")
+    OmegaConf.save(list(overrides), hydra / "overrides.yaml")
+    (folder / "csv").mkdir()
+    lines = ["step,val/loss,perf/tokens_per_s"] + [f"{s},{loss}," for s, loss in curve]
+    (folder / "csv" / "metrics.csv").write_text("\n".join([*lines, "12,,900.0"]) + "\n")
+    if status is not None:
+        best = min((loss for _, loss in curve), default=None) if status == "finished" else None
+        record = {
+            "status": status,
+            "error": error,
+            "overrides": list(overrides),
+            "run_dir": str(folder),
+            "num_params": 1000,
+            "global_step": 12,
+            "best_val_loss": best,
+            "val_bpc": None if best is None else best / math.log(2),
+            "tokens_per_s": 1000.0,
+            "wall_s": 63.2,
+        }
+        (folder / "run.json").write_text(json.dumps(record))
+    return folder
+
+
+def write_sweep_plan(sweep: Path, task_overrides: list[str]) -> None:
+    """The multirun.yaml Hydra writes before a sweep's first job starts."""
+    sweep.mkdir(parents=True, exist_ok=True)
+    hydra = {
+        "sweeper": {"_target_": BASIC_SWEEPER, "max_batch_size": None, "params": None},
+        "sweep": {"dir": str(sweep), "subdir": "${hydra.job.num}"},
+        "overrides": {"hydra": [], "task": task_overrides},
+    }
+    OmegaConf.save({"hydra": hydra}, sweep / "multirun.yaml")
+
+
+def rows_by_label(runs) -> dict[str, dict[str, str]]:
+    table = comparison_table(sort_runs(runs), differing_keys(runs))
+    return {row[0]: dict(zip(table.columns, row, strict=True)) for row in table.rows}
+
+
+def test_runs_are_sorted_by_best_val_loss_with_unfinished_ones_last(tmp_path):
+    make_run(tmp_path / "0", curve=((10, 2.5),))
+    make_run(tmp_path / "1", curve=(), status="running")
+    make_run(tmp_path / "2", curve=((10, 2.3), (20, 2.1)))
+    make_run(tmp_path / "10", curve=((10, 2.2),))
+    make_run(tmp_path / "3", curve=((10, math.nan),))  # diverged: NaN in run.json and the CSV
+    assert [run.label for run in sort_runs(find_runs([tmp_path]))] == ["2", "10", "0", "1", "3"]
+
+
+def test_columns_are_the_swept_settings_and_not_what_follows_from_them(tmp_path):
+    for job, (size, position) in enumerate([("tiny", "pre"), ("tiny", "post"), ("small", "pre")]):
+        make_run(
+            tmp_path / str(job),
+            overrides=(f"model/size={size}", f"model.norm_position={position}"),
+            config={
+                "model": {"n_layer": 2 if size == "tiny" else 4, "norm_position": position},
+                "logger": {"wandb": {"name": f"model/size={size},{position}"}},  # per-run noise
+            },
+            choices={"model/size": size},
+        )
+    runs = find_runs([tmp_path])
+    assert differing_keys(runs) == ["model/size", "model.norm_position"]
+    assert rows_by_label(runs)["1"]["model.norm_position"] == "post"
+
+
+def test_differences_not_from_a_swept_group_are_shown(tmp_path):
+    post = {"model": {"norm_position": "post"}}
+    make_run(tmp_path / "a", overrides=("model.norm_position=post",), config=post)
+    make_run(tmp_path / "b", config={"optimizer": {"lr": 0.001}, "seed": 2})  # older defaults
+    assert differing_keys(find_runs([tmp_path])) == ["model.norm_position", "optimizer.lr", "seed"]
+
+
+def test_unfinished_and_failed_runs_are_marked_with_what_they_have(tmp_path):
+    make_run(tmp_path / "done", curve=((10, 2.2),))
+    make_run(tmp_path / "failed", curve=(), status="failed", error="val/loss is nan at step 3")
+    make_run(tmp_path / "running", curve=((10, 2.9),), status="running")
+    make_run(tmp_path / "no-record", curve=((10, 2.7),), status=None)
+    rows = rows_by_label(find_runs([tmp_path]))
+    assert rows["failed"]["status"] == "failed: val/loss is nan at step 3"
+    assert rows["running"]["status"] == "running"
+    assert rows["running"]["best val loss"] == "2.9000"  # from the metrics written so far
+    assert rows["no-record"]["status"] == "incomplete"
+    assert rows["no-record"]["tokens/s"] == "900"  # from metrics.csv: there is no run.json
+    assert rows["done"]["val bpc"] == f"{2.2 / math.log(2):.3f}"
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"text"', '{"num_params": "many"}'])
+def test_a_run_json_that_is_not_a_record_is_read_as_missing(tmp_path, capsys, content):
+    make_run(tmp_path / "done", curve=((10, 2.2),))
+    (make_run(tmp_path / "odd", curve=((10, 2.7),)) / "run.json").write_text(content)
+    assert main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    rows = rows_by_label(find_runs([tmp_path]))
+    assert rows["odd"]["status"] == "incomplete" and rows["odd"]["best val loss"] == "2.7000"
+    assert "odd" in capsys.readouterr().out
+
+
+def test_half_finished_sweep_lists_the_jobs_still_to_come(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    write_sweep_plan(sweep, ["model.norm_position=pre,post", "seed=1,2", "trainer.max_steps=4"])
+    make_run(sweep / "0", overrides=("model.norm_position=pre", "seed=1", "trainer.max_steps=4"))
+    job_1 = ("model.norm_position=pre", "seed=2", "trainer.max_steps=4")
+    make_run(sweep / "1", job_1, config={"seed": 2}, curve=(), status="running")
+    assert main([str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 4 runs finished" in out and "2 not started" in out
+    runs = find_runs([sweep])
+    assert differing_keys(runs) == ["model.norm_position", "seed"]  # not what jobs 2, 3 lack
+    rows = rows_by_label(runs)
+    assert rows["2"]["status"] == "not started"
+    assert (rows["2"]["model.norm_position"], rows["2"]["seed"]) == ("post", "1")
+    assert (rows["3"]["model.norm_position"], rows["3"]["seed"]) == ("post", "2")
+
+
+def test_command_prints_the_table_and_writes_the_report_and_plots(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for job, layers, loss in (("0", 3, 2.6), ("1", 5, 2.4)):
+        config = {"model": {"n_layer": layers}}
+        make_run(sweep / job, (f"model.n_layer={layers}",), config, curve=((10, loss),))
+    assert main([str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "model.n_layer" in out and "2.4000" in out and "2 finished" in out
+    report = (sweep / "compare.md").read_text()
+    assert "| run | model.n_layer | params | best val loss |" in report
+    assert report.index("| 1 | 5 |") < report.index("| 0 | 3 |")  # best first
+    for image in ("val_loss_vs_step.png", "best_val_loss_vs_params.png"):
+        assert (sweep / image).read_bytes().startswith(b"\x89PNG")
+        assert f"]({image})" in report
+
+
+def test_single_runs_report_goes_to_the_out_folder(tmp_path, monkeypatch, capsys):
+    make_run(tmp_path / "runs" / "a")
+    monkeypatch.chdir(tmp_path)
+    assert main([str(tmp_path / "runs" / "a")]) == 0
+    assert (tmp_path / "comparison" / "compare.md").is_file()  # not inside the run
+    assert main([str(tmp_path / "runs" / "a"), "--out", str(tmp_path / "here")]) == 0
+    assert (tmp_path / "here" / "compare.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: p.mkdir(), "no runs found; expected a run folder"),
+        (lambda p: None, "no such folder"),
+        (lambda p: write_sweep_plan(p, ["seed=1,2"]), "no runs yet; the sweep's 2 jobs"),
+    ],
+    ids=["empty folder", "missing", "sweep not started"],
+)
+def test_nothing_to_compare_is_one_line_and_a_failure(tmp_path, capsys, setup, message):
+    path = tmp_path / "sweep"
+    setup(path)
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and message in err
+    assert not (path / "compare.md").exists()
+
+
+SWEEP = [*TINY, "trainer.max_steps=4", "trainer.val_check_interval=2"]
+
+
+def test_a_real_sweep_is_compared_from_its_folders_and_its_wandb_files(tmp_path, play_file):
+    sweep = tmp_path / "sweep"
+    data = ["data=text", f"data.path={play_file}"]
+    run(["-m", *data, *SWEEP, "model.norm_position=pre,post", f"hydra.sweep.dir={sweep}"])
+    result = subprocess.run(
+        [sys.executable, "-m", "chargpt.compare", str(sweep)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = rows_by_label(find_runs([sweep]))
+    assert {label: row["model.norm_position"] for label, row in rows.items()} == {
+        "0": "pre",
+        "1": "post",
+    }
+    assert all(row["status"] == "finished" for row in rows.values())
+    assert (sweep / "compare.md").is_file() and (sweep / "val_loss_vs_step.png").is_file()
+
+    # Each job's offline wandb files hold its config and metrics; the sweep is one wandb group.
+    for job, position in (("0", "pre"), ("1", "post")):
+        record = json.loads((sweep / job / "run.json").read_text())
+        (from_wandb,) = find_runs([sweep / job / "wandb"])
+        assert from_wandb.best_val_loss == pytest.approx(record["best_val_loss"])
+        assert from_wandb.settings["model.norm_position"] == position
+        (wandb_run,) = (sweep / job / "wandb").glob("offline-run-*")
+        (header,) = [r["run"] for r in inspect_run(wandb_run) if r["type"] == "run"]
+        assert header["run_group"] == str(sweep)  # grouped online once synced
+    # The compare command linked both runs into one folder that `wandb leet` browses.
+    links = sorted((sweep / "wandb").iterdir())
+    assert len(links) == 2 and all(link.is_symlink() for link in links)
+    assert [run.status for run in find_runs([sweep / "wandb"])] == ["finished", "finished"]
+
+
+def test_tensorboard_run_is_compared_from_its_event_files(tmp_path, play_file):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "run"
+    data = ["data=text", f"data.path={play_file}"]
+    run([*data, *TINY, "logger=tensorboard", f"hydra.run.dir={run_dir}"])
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    val_loss = [(event.step, event.value) for event in events.Scalars("val/loss")]
+    assert len(val_loss) == 2  # validated at the interval (10) and the last step (15)
+    (compared,) = find_runs([run_dir])
+    assert compared.val_curve == val_loss
+    assert compared.status == "finished"

@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from chargpt.errors import ChargptError
-from chargpt.resume import resume_arguments
+from chargpt.runs.resume import resume_arguments
 from chargpt.train import run_job
 
 

@@ -47,7 +47,7 @@ def checks(out: Path, data_dir: str | None, rehearse: bool) -> list[Check]:
     quiet = ["logger=csv", *data]
     # On the CPU: the same configs, shrunk; the GPU-only switches turned to their CPU forms.
     cpu = ["trainer.accelerator=cpu", "model/size=tiny", "trainer.limit_val_batches=2"]
-    shrink = [*cpu, "trainer.val_check_interval=2"] if rehearse else []
+    shrink = [*cpu, "trainer.val_every_n_steps=2"] if rehearse else []
 
     def steps(n: int) -> list[str]:
         return [f"trainer.max_steps={3 if rehearse else n}"]
@@ -55,7 +55,7 @@ def checks(out: Path, data_dir: str | None, rehearse: bool) -> list[Check]:
     small, compiled = out / "small", out / "small-compiled"
     ddp, baby = out / "ddp-1", out / "baby_gpt-300"
     device = "cpu" if rehearse else "cuda"
-    baby_rehearsal = [*cpu, "model.compile=false", "model.block_size=32", "data.batch_size=4"]
+    baby_rehearsal = [*cpu, "compile=false", "model.block_size=32", "data.batch_size=4"]
     return [
         Check(
             "trainer=gpu",
@@ -67,7 +67,7 @@ def checks(out: Path, data_dir: str | None, rehearse: bool) -> list[Check]:
             [
                 "run.py",
                 "trainer=gpu",
-                "model.compile=true",
+                "compile=true",
                 *steps(200),
                 *quiet,
                 *shrink,
@@ -109,7 +109,7 @@ def checks(out: Path, data_dir: str | None, rehearse: bool) -> list[Check]:
                 "scheduler.decay_steps=5000",  # the first 300 steps of the full run
                 "test_after_training=false",
                 *quiet,
-                *([*baby_rehearsal, "trainer.val_check_interval=2"] if rehearse else []),
+                *([*baby_rehearsal, "trainer.val_every_n_steps=2"] if rehearse else []),
                 f"hydra.run.dir={baby}",
             ],
             baby,

@@ -25,7 +25,7 @@ TINY = [
     "model.block_size=16",
     "data.batch_size=8",
     "trainer.max_steps=15",
-    "trainer.val_check_interval=10",
+    "trainer.val_every_n_steps=10",
     "trainer.limit_val_batches=2",
     "callbacks.sample.max_new_tokens=40",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "chargpt"
-COMMANDS = ("train", "sample", "compare", "analyze", "bench")
+COMMANDS = ("train", "sample", "compare", "analyze", "bench", "cli")  # cli: what they share
 # What each library package may import from the project (errors is below them all).
 MAY_IMPORT = {
     "model": {"model"},
@@ -67,7 +67,7 @@ def test_every_module_is_a_command_or_in_a_library_package():
 def test_model_imports_neither_lightning_nor_hydra():
     code = (
         "import sys\n"
-        "import chargpt.model, chargpt.model.generate, chargpt.data.tokenizer\n"
+        "import chargpt.model, chargpt.model.sampling, chargpt.data.tokenizer\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('lightning', 'pytorch_lightning', 'hydra', 'omegaconf'))\n"
         "assert not bad, bad\n"
@@ -84,3 +84,12 @@ def test_checkpoints_load_without_lightning_or_hydra():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_package_folder_is_a_regular_package():
+    """setuptools' find_packages skips a folder without __init__.py: a wheel would lack it."""
+    folders = {path.parent for path in PACKAGE.rglob("*.py")}
+    missing = sorted(
+        str(f.relative_to(PACKAGE)) for f in folders if not (f / "__init__.py").exists()
+    )
+    assert not missing

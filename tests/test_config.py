@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from chargpt.errors import SettingError
 from chargpt.runs.compose import compose_config
+from chargpt.training.trainer import check_settings, lightning_trainer_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -45,7 +50,13 @@ def instantiate_all(cfg: DictConfig) -> None:
     loggers = [instantiate(node) for node in cfg.logger.values()]
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         return  # composes; building a GPU trainer needs a GPU
-    instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(
+        lightning_trainer_config(cfg.trainer), callbacks=callbacks, logger=loggers or False
+    )
+    # trainer.val_every_n_steps counts optimizer steps; Lightning's interval counts batches.
+    assert trainer.val_check_interval == (
+        cfg.trainer.val_every_n_steps * cfg.trainer.accumulate_grad_batches
+    )
 
 
 @pytest.mark.parametrize(("group", "option"), group_options())
@@ -81,3 +92,112 @@ def test_env_sets_the_data_dir(tmp_path, monkeypatch):
     assert compose_train(tmp_path, []).paths.data_dir == "/corpora"
     monkeypatch.delenv("CHARGPT_DATA_DIR")
     assert compose_train(tmp_path, []).paths.data_dir == str(PROJECT_ROOT / "data")
+
+
+def test_validation_interval_counts_optimizer_steps_with_accumulation(tmp_path):
+    cfg = compose_train(
+        tmp_path, ["trainer.val_every_n_steps=7", "trainer.accumulate_grad_batches=3"]
+    )
+    settings = lightning_trainer_config(cfg.trainer)
+    assert settings["val_check_interval"] == 21 and "val_every_n_steps" not in settings
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("model.compile", "compile"), ("trainer.val_check_interval", "trainer.val_every_n_steps")],
+)
+def test_a_moved_key_set_in_a_config_file_names_its_new_key(tmp_path, old, new):
+    cfg = compose_train(tmp_path, [f"+{old}=1"])  # as conf/local/default.yaml could set it
+    with pytest.raises(SettingError) as error:
+        check_settings(cfg)
+    assert str(error.value).startswith(f"{old} is now {new} (")
+    assert str(error.value).endswith(f"): set {new} instead")
+
+
+# Folders of this machine (where the corpora are, where a run writes): not a default anywhere.
+MACHINE_PATHS = "${paths."
+
+
+def default_config_targets(node: Any, where: str = "") -> Iterator[tuple[str, DictConfig]]:
+    """Every node with a `_target_` in `node` (a config, or a list such as trainer.plugins)."""
+    if isinstance(node, DictConfig):
+        if "_target_" in node:
+            yield where, node
+        children = [(f"{where}.{key}" if where else str(key), node._get_node(key)) for key in node]
+    elif isinstance(node, ListConfig):
+        children = [(f"{where}[{i}]", node._get_node(i)) for i in range(len(node))]
+    else:
+        return
+    for name, child in children:
+        yield from default_config_targets(child, name)
+
+
+def own_defaults(target: str) -> dict[str, Any] | None:
+    """The defaults of the parameters that chargpt's own code declares for `target`.
+
+    None when the signature is another library's (a Lightning class, or a chargpt subclass
+    that keeps its parent's `__init__`): those defaults are theirs, and the YAML may differ.
+    """
+    obj = get_object(target)
+    function = obj.__init__ if isinstance(obj, type) else obj
+    if not getattr(function, "__module__", "").startswith("chargpt."):
+        return None
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+
+
+def plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def conf_targets() -> set[str]:
+    """The chargpt `_target_`s that the files of conf/ name (Hydra's own settings aside)."""
+
+    def walk(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "_target_":
+                    yield value
+                else:
+                    yield from walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from walk(value)
+
+    files = [p for p in CONF_DIR.rglob("*.yaml") if "hydra" not in p.relative_to(CONF_DIR).parts]
+    return {
+        target
+        for path in files
+        for target in walk(OmegaConf.to_container(OmegaConf.load(path)))
+        if target.startswith("chargpt.")
+    }
+
+
+def test_yaml_values_and_signature_defaults_are_one_source(tmp_path):
+    """One source of defaults: where conf/ and a target's signature both give a value, they agree.
+
+    Checked on the default run config (conf/train.yaml as it is, size preset included), whose
+    values are what a Python default stands for; values that come from another key (`${...}`)
+    are compared as resolved. A group's other options (data=names) differ on purpose.
+    """
+    cfg = compose_train(tmp_path, [])
+    seen, disagreements = set(), []
+    for where, node in default_config_targets(cfg):
+        seen.add(node._target_)
+        defaults = own_defaults(node._target_)
+        for key in [] if defaults is None else node:
+            if key == "_target_" or key not in defaults:
+                continue
+            raw = OmegaConf.to_container(node, resolve=False)[key]
+            if isinstance(raw, str) and raw.startswith(MACHINE_PATHS):
+                continue
+            value = OmegaConf.to_container(node, resolve=True)[key]
+            if plain(value) != plain(defaults[key]):
+                disagreements.append(
+                    f"{where}.{key}: {value!r} in conf/, {defaults[key]!r} in code"
+                )
+    assert not disagreements
+    assert conf_targets() <= seen  # every chargpt target of conf/ was checked

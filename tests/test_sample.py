@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from chargpt.model import GPT
-from chargpt.model.generate import batch_seed, generate_text
+from chargpt.model.sampling import SamplingConfig, generate_text
 from chargpt.runs.checkpoint import load_checkpoint
-from chargpt.sample import main
+from chargpt.sample import main, parse_args
 
 
 def sample(capsys, *args: str) -> tuple[int, str, str]:
@@ -61,17 +61,12 @@ def test_halve_window_matches_slide_until_the_window_moves(capsys, trained_check
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["prompt=ALL#@"], "characters not in the vocabulary: '#', '@'"),
-        (["temperature=-1"], "temperature=-1.0: must be >= 0"),
-        (["top_k=0"], "top_k=0: must be between 1 and the vocabulary size"),
-        (["top_k=1000"], "top_k=1000: must be between 1 and the vocabulary size"),
-        (["top_p=1.5"], r"top_p=1.5: must be in (0, 1]"),
-        (["top_p=0"], r"top_p=0.0: must be in (0, 1]"),
-        (["max_new_tokens=-3"], "max_new_tokens=-3: must be >= 0"),
+        (["prompt=ALL#@"], "prompt='ALL#@' has characters the corpus lacks: '#', '@'"),
+        (["stop=#"], "stop='#': must be one character of the corpus"),
+        (["top_k=1000"], "top_k=1000: must be between 1 and the vocabulary size 39"),
         (["temprature=1"], "Key 'temprature' not in 'SampleArgs'"),
-        (["top_k=many"], "top_k"),
-        (["prompt="], "prompt is empty"),
-        (["window=crop"], "window='crop': must be one of slide, halve"),
+        (["sampling.top_k=3"], "Key 'sampling' not in 'SamplingConfig'"),
+        (["top_k=many"], "top_k: Value 'many' of type 'str' could not be converted to Integer"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(capsys, trained_checkpoint, args, message):
@@ -82,10 +77,20 @@ def test_bad_arguments_give_one_line_errors(capsys, trained_checkpoint, args, me
 
 
 def test_prompt_is_taken_verbatim(trained_checkpoint):
-    from chargpt.sample import parse_args
-
     args = parse_args([f"ckpt={trained_checkpoint}", "prompt=${x}: ROMEO", "top_k=3"])
-    assert args.prompt == "${x}: ROMEO" and args.top_k == 3
+    assert args.sampling.prompt == "${x}: ROMEO" and args.sampling.top_k == 3
+
+
+def test_the_commands_defaults():
+    args = parse_args(["ckpt=model.ckpt"])
+    assert (args.ckpt, args.batch_size, args.device, args.dtype) == (
+        "model.ckpt",
+        64,
+        "cpu",
+        "float32",
+    )
+    expected = SamplingConfig(max_new_tokens=500, temperature=0.8, seed=1337)
+    assert args.sampling == expected and args.sampling.prompt == "\n"
 
 
 def test_missing_checkpoint_argument(capsys):
@@ -111,6 +116,14 @@ def test_unusable_checkpoint_gives_one_line_error(capsys, tmp_path, trained_chec
     ("args", "message"),
     [
         (["device=banana"], "device='banana' is not a device: use cpu, cuda, cuda:N or mps"),
+        (["temperature=-1"], "temperature=-1.0: must be >= 0"),
+        (["top_k=0"], "top_k=0: must be between 1 and the vocabulary size"),
+        (["top_p=1.5"], "top_p=1.5: must be in (0, 1]"),
+        (["top_p=0"], "top_p=0.0: must be in (0, 1]"),
+        (["max_new_tokens=-3"], "max_new_tokens=-3: must be >= 0"),
+        (["prompt="], "prompt is empty"),
+        (["stop=ab"], "stop='ab': must be a single character"),
+        (["window=crop"], "window='crop': must be one of slide, halve"),
         (["num_samples=0"], "num_samples=0: must be >= 1"),
         (["batch_size=0"], "batch_size=0: must be >= 1"),
         (["dtype=half"], "dtype='half': must be one of float32, bfloat16, float16"),
@@ -185,9 +198,10 @@ def test_samples_are_generated_in_batches(capsys, trained_checkpoint, generated_
 @pytest.mark.parametrize("batch_size", [3, 64])
 def test_up_to_batch_size_samples_are_those_of_one_call(capsys, trained_checkpoint, batch_size):
     model, tokenizer = load_checkpoint(trained_checkpoint)
-    expected = generate_text(
-        model, tokenizer, "ALL:", 25, temperature=0.8, seed=11, num_samples=3, top_k=5
+    sampling = SamplingConfig(
+        prompt="ALL:", max_new_tokens=25, temperature=0.8, seed=11, num_samples=3, top_k=5
     )
+    expected = generate_text(model, tokenizer, sampling)
     code, out, _ = sample(
         capsys,
         f"ckpt={trained_checkpoint}",
@@ -199,10 +213,3 @@ def test_up_to_batch_size_samples_are_those_of_one_call(capsys, trained_checkpoi
         f"batch_size={batch_size}",
     )
     assert code == 0 and out == "\n---\n".join(expected) + "\n"
-
-
-def test_batch_seeds_are_deterministic_and_distinct():
-    assert batch_seed(7, 0) == 7
-    assert batch_seed(7, 1) == batch_seed(7, 1)
-    seeds = {batch_seed(seed, index) for seed in range(5) for index in range(1, 50)}
-    assert len(seeds) == 5 * 49 and all(0 <= s < 2**63 for s in seeds)

@@ -118,7 +118,7 @@ def optuna_sweep(sweep_dir: Path, storage: str, play_file: Path, *extra: str):
             f"data.path={play_file}",
             *TINY,
             "trainer.max_steps=5",
-            "trainer.val_check_interval=5",
+            "trainer.val_every_n_steps=5",
             "test_after_training=false",
             "logger=csv",
             "hydra.sweeper.study_name=test",

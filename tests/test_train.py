@@ -24,6 +24,11 @@ def test_train_writes_checkpoints_metrics_wandb_and_a_sample(tmp_path, play_file
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert len(csv_metric(run_dir, "val/loss")) == 2
     assert len(csv_metric(run_dir, "test/loss")) == 1
+    # run.json's results: the test loss, the tokens trained on and their rate, as logged.
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["test_loss"] == pytest.approx(csv_metric(run_dir, "test/loss")[0])
+    assert record["tokens_seen"] == 15 * 8 * 16  # steps x windows x characters
+    assert record["tokens_per_s"] == pytest.approx(csv_metric(run_dir, "perf/tokens_per_s")[-1])
 
     summary = wandb_summary(run_dir)
     assert summary["config"]["model"]["n_layer"] == 2
@@ -82,14 +87,14 @@ def test_bad_model_setting_fails_before_reading_data(tmp_path):
     assert not empty_data_dir.exists()  # no download was attempted
 
 
-def test_val_check_interval_counts_optimizer_steps(tmp_path, play_file):
+def test_val_every_n_steps_counts_optimizer_steps(tmp_path, play_file):
     result = run(
         [
             "data=text",
             f"data.path={play_file}",
             *TINY,
             "trainer.max_steps=6",
-            "trainer.val_check_interval=3",
+            "trainer.val_every_n_steps=3",
             "trainer.accumulate_grad_batches=2",
             "logger=csv",
             f"hydra.run.dir={tmp_path / 'run'}",
@@ -165,7 +170,7 @@ def test_short_real_run_learns_shakespeare(tmp_path, shared_data_dir):
             f"paths.data_dir={shared_data_dir}",
             "model/size=tiny",
             "trainer.max_steps=300",
-            "trainer.val_check_interval=150",
+            "trainer.val_every_n_steps=150",
             "logger=csv",
             f"hydra.run.dir={run_dir}",
         ]
@@ -201,6 +206,7 @@ def test_sweep_records_a_failed_job_and_goes_on(tmp_path, play_file):
     assert rows[1]["overrides"].endswith("model.n_head=2")
     assert float(rows[1]["best_val_loss"]) > 0 and int(rows[1]["num_params"]) > 0
     assert float(rows[1]["tokens_per_s"]) > 0 and float(rows[1]["wall_s"]) > 0
+    assert float(rows[1]["test_loss"]) > 0 and int(rows[1]["tokens_seen"]) == 15 * 8 * 16
     record = json.loads((sweep_dir / "1" / "run.json").read_text())
     assert record["job_num"] == 1 and record["status"] == "finished"
     assert math.isclose(record["val_bpc"], record["best_val_loss"] / math.log(2))
@@ -228,7 +234,7 @@ def test_same_seed_same_losses_other_seed_other_losses(tmp_path, play_file):
 def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, shared_data_dir):
     """Same global batch (2 x 16, 1 x 32): one set of outputs, a val loss close to one process's."""
     common = [f"paths.data_dir={shared_data_dir}", *TINY, "trainer.max_steps=40"]
-    common += ["trainer.val_check_interval=20", "trainer.limit_val_batches=8", "logger=csv"]
+    common += ["trainer.val_every_n_steps=20", "trainer.limit_val_batches=8", "logger=csv"]
     ddp_dir, single_dir = tmp_path / "ddp", tmp_path / "single"
     result = run([*common, "trainer=ddp_cpu", "data.batch_size=16", f"hydra.run.dir={ddp_dir}"])
     run([*common, "data.batch_size=32", f"hydra.run.dir={single_dir}"])

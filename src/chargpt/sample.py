@@ -18,30 +18,27 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
-from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import OmegaConf
 
-from chargpt.errors import ChargptError, SettingError, one_line
-from chargpt.model.generate import check_output_size, generate_batches
+from chargpt.cli import run_command
+from chargpt.errors import SettingError
+from chargpt.model.sampling import SAMPLING_KEYS, SamplingConfig, generate_batches
 from chargpt.runs.checkpoint import check_device, load_checkpoint
 
+# The command's defaults: longer samples than those printed during training, and its own seed.
+DEFAULT_SAMPLING = SamplingConfig(max_new_tokens=500, temperature=0.8, seed=1337)
 
-@dataclass
+
+@dataclass(frozen=True)
 class SampleArgs:
-    ckpt: str = MISSING
-    prompt: str = "\n"
-    max_new_tokens: int = 500
-    temperature: float = 0.8
-    top_k: int | None = None
-    top_p: float | None = None
-    seed: int = 1337
-    num_samples: int = 1
+    """The command's own keys; the sampling settings are given by SamplingConfig's names."""
+
+    ckpt: str
+    sampling: SamplingConfig = DEFAULT_SAMPLING
     batch_size: int = 64
-    stop: str | None = None
-    window: str = "slide"
     device: str = "cpu"
     dtype: str = "float32"
 
@@ -57,21 +54,33 @@ TEXT_KEYS = ("ckpt", "prompt", "stop", "device", "dtype")
 
 
 def parse_args(argv: list[str]) -> SampleArgs:
-    """key=value arguments, checked against `SampleArgs` (unknown keys and bad types fail)."""
-    texts, others = {}, []
+    """key=value arguments: the sampling settings checked against `SamplingConfig`, the others
+    against `SampleArgs` (unknown keys and bad types fail)."""
+    texts: dict[str, str] = {}
+    sampling_args, command_args = [], []
     for arg in argv:
         key, equals, value = arg.partition("=")
         if not equals:
             raise SettingError(f"arguments are key=value pairs, got {arg!r}; see --help")
         if key in TEXT_KEYS:
             texts[key] = value
+        # A key `sampling` goes there too, to be refused: settings go by name, top_k=40.
+        elif key.split(".")[0] in (*SAMPLING_KEYS, "sampling"):
+            sampling_args.append(arg)
         else:
-            others.append(arg)
+            command_args.append(arg)
     if "ckpt" not in texts:
         raise SettingError("ckpt=PATH is required: the .ckpt file written by run.py")
-    merged = OmegaConf.merge(OmegaConf.structured(SampleArgs), OmegaConf.from_dotlist(others))
-    merged.ckpt = ""  # replaced below: text is set verbatim, outside OmegaConf
-    return replace(OmegaConf.to_object(merged), **texts)
+    sampling_texts = {key: texts.pop(key) for key in SAMPLING_KEYS if key in texts}
+    settings = _merged(OmegaConf.structured(DEFAULT_SAMPLING), sampling_args) | sampling_texts
+    command = _merged(OmegaConf.structured(SampleArgs), command_args)
+    del command["sampling"]  # built from the settings merged above, checked once
+    return SampleArgs(**(command | texts), sampling=SamplingConfig(**settings))
+
+
+def _merged(schema: object, dotlist: list[str]) -> dict:
+    """The schema's values with those of `dotlist`, typed by the schema, as a plain dict."""
+    return OmegaConf.to_container(OmegaConf.merge(schema, OmegaConf.from_dotlist(dotlist)))
 
 
 def check_args(args: SampleArgs) -> None:
@@ -79,31 +88,14 @@ def check_args(args: SampleArgs) -> None:
     check_device(args.device)
     if args.dtype not in DTYPES:
         raise SettingError(f"dtype={args.dtype!r}: must be one of {', '.join(DTYPES)}")
-    if args.num_samples < 1:
-        raise SettingError(f"num_samples={args.num_samples}: must be >= 1")
-    if args.batch_size < 1:
-        raise SettingError(f"batch_size={args.batch_size}: must be >= 1")
-    check_output_size(min(args.num_samples, args.batch_size), len(args.prompt), args.max_new_tokens)
+    args.sampling.check_output_size(args.batch_size)
 
 
 def generate_samples(args: SampleArgs) -> Iterator[list[str]]:
     """The samples, one batch of at most `args.batch_size` at a time."""
     check_args(args)
     model, tokenizer = load_checkpoint(args.ckpt, map_location=args.device)
-    batches = generate_batches(
-        model,
-        tokenizer,
-        args.prompt,
-        args.max_new_tokens,
-        num_samples=args.num_samples,
-        batch_size=args.batch_size,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        stop=args.stop,
-        seed=args.seed,
-        window=args.window,
-    )
+    batches = generate_batches(model, tokenizer, args.sampling, args.batch_size)
     dtype = DTYPES[args.dtype]
     device_type = next(model.parameters()).device.type
     while True:  # autocast around each batch only, not while the caller prints it
@@ -115,10 +107,14 @@ def generate_samples(args: SampleArgs) -> Iterator[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    return run_command("chargpt.sample", _print_samples, argv, config_errors=True)
+
+
+def _print_samples(argv: list[str]) -> None:
+    """Print the samples as each batch is done, `---` between them."""
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
-        return 0
+        return
     printed = 0
     try:
         for texts in generate_samples(parse_args(argv)):
@@ -126,17 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(("\n---\n" if printed else "") + text)
                 printed += 1
             sys.stdout.flush()
-    except (ChargptError, OmegaConfBaseException) as error:
-        message = one_line(error)
-        key = getattr(error, "full_key", None)  # OmegaConf names the key on a later line
-        if key and key not in message:
-            message = f"{key}: {message}"
-        if printed:
+    finally:
+        if printed:  # end the last line, also before an error line
             print(flush=True)
-        print(f"chargpt.sample: error: {message}", file=sys.stderr)
-        return 2
-    print()
-    return 0
 
 
 if __name__ == "__main__":

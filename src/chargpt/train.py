@@ -11,14 +11,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -33,6 +32,7 @@ from chargpt.runs.record import RunRecord, write_sweep_summary
 from chargpt.runs.resume import check_targets, check_write_locations
 from chargpt.training.callbacks.interrupt import INTERRUPTIONS, TrainingInterrupted
 from chargpt.training.callbacks.throughput import TrainingThroughput
+from chargpt.training.loggers import close_loggers, describe_loggers, wandb_run_id
 from chargpt.training.matmul import set_matmul_precision
 from chargpt.training.trainer import (
     best_checkpoint,
@@ -131,7 +131,7 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
         run_config["num_params"] = record.num_params
         for logger in loggers:
             logger.log_hyperparams(run_config)
-        record.wandb_id = _wandb_id(loggers)
+        record.wandb_id = wandb_run_id(loggers)
         record.save()  # a killed run can still be resumed into its wandb run
         # weights_only: a checkpoint is plain data; loading one never runs pickled code.
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
@@ -146,7 +146,7 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
             record.test_loss = results[0].get("test/loss") if results else None
     except BaseException as error:
         _fill_outcome(record, trainer, best)
-        _close_loggers(loggers, exit_code=1)
+        close_loggers(loggers, exit_code=1)
         restoring = cfg.ckpt_path and not module.training_started
         if restoring and isinstance(error, Exception) and user_error(error) is None:
             # Lightning failed to restore a part the checks above do not cover (its loops).
@@ -156,7 +156,7 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
                 "checkpoint (HYDRA_FULL_ERROR=1 shows the traceback)"
             ) from error
         raise
-    _close_loggers(loggers, exit_code=0)
+    close_loggers(loggers, exit_code=0)
     if rank_zero_only.rank == 0:
         _report(cfg, best, loggers)
     return math.nan if best.best_model_score is None else float(best.best_model_score)
@@ -233,6 +233,8 @@ def _fill_outcome(record: RunRecord, trainer: L.Trainer, best: ModelCheckpoint) 
     record.set_best_val_loss(None if score is None else float(score))
     for callback in trainer.callbacks:
         if isinstance(callback, TrainingThroughput) and callback.tokens_per_s is not None:
+            # The whole run's figures: the callback's count and time survive a resume.
+            record.tokens_seen = callback.tokens_seen
             record.tokens_per_s = callback.tokens_per_s
 
 
@@ -276,20 +278,6 @@ def _refresh_sweep_summary(record: RunRecord) -> None:
         write_sweep_summary(Path(record.run_dir).parent)
 
 
-def _close_loggers(loggers: list[Logger], exit_code: int) -> None:
-    """Flush every logger and finish the wandb run (failed if training raised).
-
-    Lightning finalizes loggers only when a stage succeeds; an interrupted run's last metrics
-    would stay unwritten. A finished wandb run lets the next sweep job start a clean one.
-    """
-    for logger in loggers:
-        if isinstance(logger, WandbLogger):
-            if logger._experiment is not None:
-                logger.experiment.finish(exit_code=exit_code)
-        else:
-            logger.finalize("success" if exit_code == 0 else "failed")
-
-
 def _report(cfg: DictConfig, best: ModelCheckpoint, loggers: list[Logger]) -> None:
     lines = [f"outputs:      {cfg.paths.output_dir}"]
     if best.best_model_path:
@@ -297,24 +285,5 @@ def _report(cfg: DictConfig, best: ModelCheckpoint, loggers: list[Logger]) -> No
     last = Path(best.dirpath or ".") / LAST_CHECKPOINT
     if last.is_file():
         lines.append(f"last ckpt:    {last}  (resume: python run.py ckpt_path={last})")
-    for logger in loggers:
-        if isinstance(logger, WandbLogger):
-            lines.append(
-                f"wandb run:    {_wandb_dir(logger)}  (browse: wandb leet; upload: wandb sync)"
-            )
-        elif logger.log_dir:
-            label = "csv:" if isinstance(logger, CSVLogger) else "tensorboard:"
-            lines.append(f"{label:<13} {logger.log_dir}")
+    lines += describe_loggers(loggers)
     print("\n".join(lines))
-
-
-def _wandb_id(loggers: list[Logger]) -> str | None:
-    for logger in loggers:
-        if isinstance(logger, WandbLogger):
-            return logger.experiment.id
-    return None
-
-
-def _wandb_dir(logger: WandbLogger) -> Any:
-    run = logger._experiment
-    return Path(run.dir).parent if run is not None else logger.save_dir

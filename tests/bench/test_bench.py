@@ -17,7 +17,6 @@ from helpers import PROJECT_ROOT
 from chargpt.bench.__main__ import main
 from chargpt.bench.flops import matmul_parameters, mfu, training_flops_per_token
 from chargpt.bench.hardware import measure_matmul_peak, peak_flops
-from chargpt.bench.workload import expand_sweep
 from chargpt.model import GPT, GPTConfig
 
 QUICK = ["--steps", "2", "--warmup", "1", "--rounds", "1"]
@@ -76,17 +75,6 @@ def test_generate_subcommand_is_dispatched(capsys):
         main(["generate", "--help"])
     assert exit_.value.code == 0
     assert "python -m chargpt.bench generate" in capsys.readouterr().out
-
-
-def test_sweep_syntax_expands_to_every_combination():
-    assert expand_sweep(["a=1,2", "b=x", "c=3,4"]) == [
-        ["a=1", "b=x", "c=3"],
-        ["a=1", "b=x", "c=4"],
-        ["a=2", "b=x", "c=3"],
-        ["a=2", "b=x", "c=4"],
-    ]
-    assert expand_sweep(["data.splits=[0.8,0.1,0.1]"]) == [["data.splits=[0.8,0.1,0.1]"]]
-    assert expand_sweep([]) == [[]]
 
 
 @pytest.mark.parametrize("tied", [True, False])
@@ -151,7 +139,7 @@ def test_the_gpu_check_runs_the_paths_it_promises():
     commands = result.stdout.splitlines()
     assert commands == [
         "python run.py trainer=gpu trainer.max_steps=200 logger=csv hydra.run.dir=OUT/small",
-        "python run.py trainer=gpu model.compile=true trainer.max_steps=200 logger=csv "
+        "python run.py trainer=gpu compile=true trainer.max_steps=200 logger=csv "
         "hydra.run.dir=OUT/small-compiled",
         "python -m chargpt.sample ckpt=OUT/small/checkpoints/best.ckpt device=cuda "
         "dtype=bfloat16 num_samples=4 max_new_tokens=300",

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from chargpt.compare.__main__ import main
 from chargpt.compare.discovery import find_runs
 from chargpt.compare.table import comparison_table, differing_keys, sort_runs
 from chargpt.compare.wandb_runs import inspect_run
+from chargpt.runs.record import ABSENT, RESULTS, Results
 
 BASE_CONFIG = {
     "seed": 1,
@@ -37,6 +39,7 @@ def make_run(
     curve: tuple[tuple[int, float], ...] = ((10, 2.5),),
     status: str | None = "finished",
     error: str | None = None,
+    results: dict | None = None,
 ) -> Path:
     """A run folder as run.py leaves it (README "Where outputs go"); status None: no run.json."""
     hydra = folder / ".hydra"
@@ -63,8 +66,13 @@ def make_run(
             "tokens_per_s": 1000.0,
             "wall_s": 63.2,
         }
-        (folder / "run.json").write_text(json.dumps(record))
+        (folder / "run.json").write_text(json.dumps(record | (results or {})))
     return folder
+
+
+def example_value(name: str) -> int | float:
+    """A value for the result `name` that no default or other field has."""
+    return 1_234_567 if int in typing.get_args(typing.get_type_hints(Results)[name]) else 2.375
 
 
 def write_sweep_plan(sweep: Path, task_overrides: list[str]) -> None:
@@ -81,6 +89,17 @@ def write_sweep_plan(sweep: Path, task_overrides: list[str]) -> None:
 def rows_by_label(runs) -> dict[str, dict[str, str]]:
     table = comparison_table(sort_runs(runs), differing_keys(runs))
     return {row[0]: dict(zip(table.columns, row, strict=True)) for row in table.rows}
+
+
+@pytest.mark.parametrize(("result", "column"), RESULTS, ids=[f.name for f, _ in RESULTS])
+def test_every_declared_result_is_a_column_of_the_table_and_the_report(tmp_path, result, column):
+    value = example_value(result.name)
+    make_run(tmp_path / "a", results={result.name: value})
+    make_run(tmp_path / "b")
+    assert rows_by_label(find_runs([tmp_path]))["a"][column.label] == column.cell(value)
+    assert main([str(tmp_path)]) == 0
+    report = (tmp_path / "compare.md").read_text()
+    assert f" {column.label} |" in report and f" {column.cell(value)} |" in report
 
 
 def test_runs_are_sorted_by_best_val_loss_with_unfinished_ones_last(tmp_path):
@@ -199,7 +218,7 @@ def test_nothing_to_compare_is_one_line_and_a_failure(tmp_path, capsys, setup, m
     assert not (path / "compare.md").exists()
 
 
-SWEEP = [*TINY, "trainer.max_steps=4", "trainer.val_check_interval=2"]
+SWEEP = [*TINY, "trainer.max_steps=4", "trainer.val_every_n_steps=2"]
 
 
 def test_a_real_sweep_is_compared_from_its_folders_and_its_wandb_files(tmp_path, play_file):
@@ -220,12 +239,20 @@ def test_a_real_sweep_is_compared_from_its_folders_and_its_wandb_files(tmp_path,
     }
     assert all(row["status"] == "finished" for row in rows.values())
     assert (sweep / "compare.md").is_file() and (sweep / "val_loss_vs_step.png").is_file()
+    for label, row in rows.items():  # the test loss and the tokens, also in compare.md
+        record = json.loads((sweep / label / "run.json").read_text())
+        assert row["test loss"] == f"{record['test_loss']:.4f}" != ABSENT
+        assert row["tokens seen"] == "512"  # 4 steps of 8 windows of 16 characters
+    assert "| test loss | tokens seen | tokens/s |" in (sweep / "compare.md").read_text()
 
     # Each job's offline wandb files hold its config and metrics; the sweep is one wandb group.
     for job, position in (("0", "pre"), ("1", "post")):
         record = json.loads((sweep / job / "run.json").read_text())
         (from_wandb,) = find_runs([sweep / job / "wandb"])
         assert from_wandb.best_val_loss == pytest.approx(record["best_val_loss"])
+        # The last logged rate is run.json's: the whole run's, not a recent window's.
+        assert from_wandb.tokens_per_s == pytest.approx(record["tokens_per_s"])
+        assert from_wandb.test_loss == pytest.approx(record["test_loss"])
         assert from_wandb.settings["model.norm_position"] == position
         (wandb_run,) = (sweep / job / "wandb").glob("offline-run-*")
         (header,) = [r["run"] for r in inspect_run(wandb_run) if r["type"] == "run"]

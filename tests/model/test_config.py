@@ -1,6 +1,6 @@
 import pytest
 
-from chargpt.model import ConfigError, GPTConfig
+from chargpt.model import ConfigError, GPTConfig, config, gpt
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,6 @@ from chargpt.model import ConfigError, GPTConfig
         ({"pos_encoding": "rope"}, "model.pos_encoding='rope': must be one of learned, sinusoidal"),
         ({"mlp_ratio": 0}, "model.mlp_ratio=0: must be > 0"),
         ({"tie_weights": "yes"}, "model.tie_weights='yes': must be true or false"),
-        ({"compile": 1}, "model.compile=1: must be true or false"),
         ({"dropout": "0.1"}, "model.dropout='0.1': must be a number"),
     ],
 )
@@ -40,3 +39,10 @@ def test_derived_sizes():
     swiglu = GPTConfig(vocab_size=10, d_model=128, mlp="swiglu")
     assert swiglu.mlp_hidden == 344  # 8/3 · 128 = 341.3, rounded up to a multiple of 8
     assert swiglu.mlp_hidden % 8 == 0
+
+
+def test_every_allowed_variant_has_a_class_and_every_class_is_allowed():
+    """The config validates the strings; the model maps them to classes: the two lists agree."""
+    assert tuple(gpt.NORMS) == config.NORMS
+    assert tuple(gpt.MLPS) == config.MLPS
+    assert tuple(gpt.POSITIONS) == config.POS_ENCODINGS

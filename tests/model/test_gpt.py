@@ -7,6 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from chargpt.model import GPT, GPTConfig
+from chargpt.model.sampling import SamplingConfig
 
 VARIANTS = list(
     itertools.product(
@@ -149,16 +150,51 @@ def test_residual_projections_are_scaled_down():
     assert torch.count_nonzero(model.blocks[0].attn.qkv.bias) == 0
 
 
-def test_inspect_returns_hidden_states_and_attention_that_match_forward():
-    model = GPT(tiny_config()).eval()
-    idx = torch.randint(0, 11, (2, 10))
-    internals = model.inspect(idx)
-    torch.testing.assert_close(internals.logits, model(idx)[0])
-    assert len(internals.hidden_states) == 3 and internals.hidden_states[0].shape == (2, 10, 16)
-    attention = internals.attentions[0]
-    assert attention.shape == (2, 2, 10, 10)
-    torch.testing.assert_close(attention.sum(-1), torch.ones(2, 2, 10))
-    assert torch.all(attention.triu(1) == 0)  # no weight on the future
+# What checkpoints are saved under, in the order the optimizer state lists the parameters: both
+# must stay as they were for the checkpoints users already trained to load and resume.
+BLOCK_NAMES = [
+    f"blocks.0.{name}"
+    for name in (
+        *("norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias"),
+        *("attn.proj.weight", "attn.proj.bias", "norm2.weight", "norm2.bias"),
+        *("mlp.fc.weight", "mlp.fc.bias", "mlp.proj.weight", "mlp.proj.bias"),
+    )
+]
+PARAMETER_NAMES = {
+    "learned": [
+        "token_embedding.weight",
+        "position_embedding.weight",
+        *BLOCK_NAMES,
+        *("final_norm.weight", "final_norm.bias"),
+    ],
+    "sinusoidal": ["token_embedding.weight", *BLOCK_NAMES, "final_norm.weight", "final_norm.bias"],
+}
+SAVED_NAMES = {
+    "learned": {*PARAMETER_NAMES["learned"], "head.weight"},
+    "sinusoidal": {*PARAMETER_NAMES["sinusoidal"], "head.weight", "position_table"},
+}
+
+
+@pytest.mark.parametrize("pos_encoding", ["learned", "sinusoidal"])
+def test_weights_keep_the_names_and_order_checkpoints_were_saved_with(pos_encoding):
+    model = GPT(tiny_config(n_layer=1, pos_encoding=pos_encoding))
+    assert set(model.state_dict()) == SAVED_NAMES[pos_encoding]
+    assert [name for name, _ in model.named_parameters()] == PARAMETER_NAMES[pos_encoding]
+
+
+@pytest.mark.parametrize("pos_encoding", ["learned", "sinusoidal"])
+def test_a_state_dict_under_the_saved_names_loads(pos_encoding):
+    config = tiny_config(n_layer=1, pos_encoding=pos_encoding)
+    torch.manual_seed(0)
+    trained = GPT(config).eval()
+    saved = {name: tensor.clone() for name, tensor in trained.state_dict().items()}
+    assert set(saved) == SAVED_NAMES[pos_encoding]
+    torch.manual_seed(1)
+    model = GPT(config).eval()
+    model.load_state_dict(saved)
+    idx = torch.randint(0, 11, (2, 16))
+    torch.testing.assert_close(model(idx)[0], trained(idx)[0])
+    assert set(saved) == SAVED_NAMES[pos_encoding]  # the caller's dict is left as it was
 
 
 class TestGenerate:
@@ -168,19 +204,23 @@ class TestGenerate:
 
     def test_returns_prompt_plus_n_tokens(self):
         prompt = torch.randint(0, 11, (2, 3))
-        out = self.model.generate(prompt, 5)
+        out = self.model.generate(prompt, SamplingConfig(max_new_tokens=5))
         assert out.shape == (2, 8)
         assert torch.equal(out[:, :3], prompt)
 
     def test_crops_context_past_block_size(self):
-        out = self.model.generate(torch.zeros(1, 6, dtype=torch.long), 20)
+        out = self.model.generate(
+            torch.zeros(1, 6, dtype=torch.long), SamplingConfig(max_new_tokens=20)
+        )
         assert out.shape == (1, 26)
 
     def test_never_samples_outside_top_k(self):
         prompt = torch.zeros(64, 4, dtype=torch.long)
         logits, _ = self.model(prompt)
         allowed = set(torch.topk(logits[0, -1], 3).indices.tolist())
-        out = self.model.generate(prompt, 1, temperature=2.0, top_k=3)
+        out = self.model.generate(
+            prompt, SamplingConfig(max_new_tokens=1, temperature=2.0, top_k=3)
+        )
         assert set(out[:, -1].tolist()) <= allowed
 
     def test_never_samples_outside_the_nucleus(self):
@@ -190,24 +230,28 @@ class TestGenerate:
         # The smallest set of top tokens whose probability reaches 0.5.
         size = int((probs[order].cumsum(0) < 0.5).sum()) + 1
         nucleus = set(order[:size].tolist())
-        out = self.model.generate(prompt, 1, top_p=0.5)
+        out = self.model.generate(prompt, SamplingConfig(max_new_tokens=1, top_p=0.5))
         assert set(out[:, -1].tolist()) <= nucleus
 
     def test_stops_on_stop_token(self):
         prompt = torch.zeros(1, 2, dtype=torch.long)
-        greedy_next = self.model.generate(prompt, 1, temperature=0)[0, -1].item()
-        out = self.model.generate(prompt, 50, temperature=0, stop_token=greedy_next)
+        greedy = SamplingConfig(max_new_tokens=1, temperature=0)
+        greedy_next = self.model.generate(prompt, greedy)[0, -1].item()
+        greedy = SamplingConfig(max_new_tokens=50, temperature=0)
+        out = self.model.generate(prompt, greedy, stop_token=greedy_next)
         assert out.shape == (1, 3) and out[0, -1].item() == greedy_next
 
     def test_same_seed_same_text(self):
         prompt = torch.zeros(1, 1, dtype=torch.long)
-        a = self.model.generate(prompt, 20, generator=torch.Generator().manual_seed(1))
-        b = self.model.generate(prompt, 20, generator=torch.Generator().manual_seed(1))
+        sampling = SamplingConfig(max_new_tokens=20)
+        a = self.model.generate(prompt, sampling, generator=torch.Generator().manual_seed(1))
+        b = self.model.generate(prompt, sampling, generator=torch.Generator().manual_seed(1))
         assert torch.equal(a, b)
 
-    def test_invalid_arguments_are_rejected(self):
+    def test_top_k_beyond_the_vocabulary_is_rejected(self):
         prompt = torch.zeros(1, 1, dtype=torch.long)
-        with pytest.raises(ValueError, match="max_new_tokens=-1"):
-            self.model.generate(prompt, -1)
-        with pytest.raises(ValueError, match="top_k=12"):
-            self.model.generate(prompt, 1, top_k=12)
+        self.model.generate(prompt, SamplingConfig(max_new_tokens=1, top_k=11))
+        with pytest.raises(
+            ValueError, match="top_k=12: must be between 1 and the vocabulary size 11"
+        ):
+            self.model.generate(prompt, SamplingConfig(max_new_tokens=1, top_k=12))

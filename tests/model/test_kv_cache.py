@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from chargpt.model import GPT, GPTConfig
-from chargpt.model.gpt import KVCache
+from chargpt.model.kv_cache import KVCache
+from chargpt.model.sampling import SamplingConfig
 
 BLOCK_SIZE = 8
 VOCAB_SIZE = 11
@@ -39,15 +40,30 @@ def tiny_model(dtype: torch.dtype = torch.float64, **overrides) -> GPT:
     return model
 
 
-def generate_both(model: GPT, prompt: torch.Tensor, max_new_tokens: int, **kwargs):
+def sampling(max_new_tokens: int, **settings) -> SamplingConfig:
+    """Plain sampling at temperature 1 unless told otherwise."""
+    return SamplingConfig(max_new_tokens=max_new_tokens, **({"temperature": 1.0} | settings))
+
+
+def generate_both(
+    model: GPT,
+    prompt: torch.Tensor,
+    max_new_tokens: int,
+    seed: int | None = None,
+    stop_token: int | None = None,
+    **settings,
+):
     """The same generation with and without the cache; a seed gives each its own generator."""
-    seed = kwargs.pop("seed", None)
     outputs = []
     for use_cache in (True, False):
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         outputs.append(
             model.generate(
-                prompt, max_new_tokens, generator=generator, use_cache=use_cache, **kwargs
+                prompt,
+                sampling(max_new_tokens, **settings),
+                stop_token=stop_token,
+                generator=generator,
+                use_cache=use_cache,
             )
         )
     return outputs
@@ -85,19 +101,17 @@ def test_halve_window_matches_recomputation_past_block_size(variant):
 def test_halve_window_agrees_with_slide_until_the_window_moves():
     model = tiny_model()
     prompt = torch.randint(0, VOCAB_SIZE, (4, 3))
-    slide = model.generate(prompt, 3 * BLOCK_SIZE, generator=torch.Generator().manual_seed(5))
+    slide = model.generate(
+        prompt, sampling(3 * BLOCK_SIZE), generator=torch.Generator().manual_seed(5)
+    )
     halve = model.generate(
-        prompt, 3 * BLOCK_SIZE, generator=torch.Generator().manual_seed(5), window="halve"
+        prompt,
+        sampling(3 * BLOCK_SIZE, window="halve"),
+        generator=torch.Generator().manual_seed(5),
     )
     # Tokens are drawn from windows of the same BLOCK_SIZE + 1 - 3 first contexts, then not.
     assert torch.equal(halve[:, : BLOCK_SIZE + 1], slide[:, : BLOCK_SIZE + 1])
     assert not torch.equal(halve, slide)
-
-
-def test_unknown_window_is_refused():
-    model = tiny_model()
-    with pytest.raises(ValueError, match="window='crop': must be one of slide, halve"):
-        model.generate(torch.zeros(1, 1, dtype=torch.long), 1, window="crop")
 
 
 @pytest.mark.parametrize("prompt_length", [1, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 3])
@@ -145,10 +159,10 @@ def test_model_sees_each_token_once_until_the_window_slides():
     model.token_embedding.register_forward_hook(
         lambda _m, args, _out: lengths.append(args[0].size(1))
     )
-    model.generate(torch.zeros(1, 3, dtype=torch.long), BLOCK_SIZE, temperature=0)
+    model.generate(torch.zeros(1, 3, dtype=torch.long), sampling(BLOCK_SIZE, temperature=0))
     assert lengths == [3] + [1] * (BLOCK_SIZE - 3) + [BLOCK_SIZE] * 2
     lengths.clear()
-    model.generate(torch.zeros(1, 3, dtype=torch.long), BLOCK_SIZE, use_cache=False)
+    model.generate(torch.zeros(1, 3, dtype=torch.long), sampling(BLOCK_SIZE), use_cache=False)
     assert lengths == list(range(3, BLOCK_SIZE + 1)) + [BLOCK_SIZE] * 2
 
 
@@ -159,13 +173,15 @@ def test_halve_window_refills_half_the_window_then_runs_one_token_at_a_time():
         lambda _m, args, _out: lengths.append(args[0].size(1))
     )
     half = BLOCK_SIZE // 2
-    model.generate(torch.zeros(1, 3, dtype=torch.long), 2 * BLOCK_SIZE, window="halve")
+    model.generate(torch.zeros(1, 3, dtype=torch.long), sampling(2 * BLOCK_SIZE, window="halve"))
     # The prompt, one token at a time up to a full window, then twice: the kept half, and one
     # token at a time until the window is full again.
     assert lengths == [3] + [1] * (BLOCK_SIZE - 3) + ([half] + [1] * (BLOCK_SIZE - half)) * 2
     lengths.clear()
     model.generate(
-        torch.zeros(1, 3, dtype=torch.long), 2 * BLOCK_SIZE, window="halve", use_cache=False
+        torch.zeros(1, 3, dtype=torch.long),
+        sampling(2 * BLOCK_SIZE, window="halve"),
+        use_cache=False,
     )
     assert lengths == list(range(3, BLOCK_SIZE + 1)) + list(range(half, BLOCK_SIZE + 1)) * 2
 
@@ -176,7 +192,9 @@ def test_halve_window_keeps_the_larger_half_of_an_odd_block():
     model.token_embedding.register_forward_hook(
         lambda _m, args, _out: lengths.append(args[0].size(1))
     )
-    model.generate(torch.zeros(1, 1, dtype=torch.long), 8, window="halve", use_cache=False)
+    model.generate(
+        torch.zeros(1, 1, dtype=torch.long), sampling(8, window="halve"), use_cache=False
+    )
     assert lengths == [1, 2, 3, 4, 5, 3, 4, 5]
 
 

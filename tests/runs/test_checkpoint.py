@@ -4,6 +4,7 @@ import sys
 
 import pytest
 import torch
+from conftest import PLAY
 
 import chargpt.runs.checkpoint as checkpoint_module
 from chargpt.model import GPT
@@ -251,15 +252,66 @@ def test_legacy_format_is_refused(tmp_path, trained_checkpoint):
         load_checkpoint(path)
 
 
-def test_a_sinusoidal_model_loads(tmp_path, trained_checkpoint):
+def test_a_sinusoidal_model_loads_its_table_saved_as_position_table(tmp_path, trained_checkpoint):
+    """`position_table`: the name the table was saved under when it was GPT's own buffer."""
+
     def to_sinusoidal(checkpoint):
         checkpoint["hyper_parameters"]["model"]["pos_encoding"] = "sinusoidal"
         del checkpoint["state_dict"]["model.position_embedding.weight"]
-        checkpoint["state_dict"]["model.position_table"] = sinusoidal_positions(16, 16)
+        checkpoint["state_dict"]["model.position_table"] = sinusoidal_positions(16, 16) + 1
 
     model, _ = load_checkpoint(crafted(tmp_path, trained_checkpoint, to_sinusoidal))
     assert model.config.pos_encoding == "sinusoidal"
-    torch.testing.assert_close(model.position_table, sinusoidal_positions(16, 16))
+    torch.testing.assert_close(model.position_embedding.table, sinusoidal_positions(16, 16) + 1)
+
+
+@pytest.mark.parametrize("pos_encoding", ["learned", "sinusoidal"])
+def test_a_run_saved_under_the_old_names_loads_and_resumes(tmp_path, pos_encoding):
+    """Saved, loaded for sampling, checked and resumed: the names on disk stay what they were."""
+    import lightning as L
+
+    from chargpt.data.datamodule import CharDataModule
+    from chargpt.training.resume_state import check_training_state
+
+    corpus = tmp_path / "play.txt"
+    corpus.write_text(PLAY * 40, encoding="utf-8")
+    datamodule = CharDataModule(corpus=None, path=str(corpus), block_size=16, batch_size=4)
+    datamodule.setup("fit")
+    settings = dict(vocab_size=datamodule.vocab_size, block_size=16, n_layer=1, n_head=2)
+    hparams = dict(
+        model=settings | dict(d_model=16, pos_encoding=pos_encoding),
+        optimizer={},
+        scheduler=dict(warmup_steps=0, decay_steps=5),
+        tokenizer=datamodule.tokenizer.to_dict(),
+    )
+
+    def trainer(max_steps):
+        return L.Trainer(
+            max_steps=max_steps,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+        )
+
+    first = trainer(2)
+    first.fit(GPTLightningModule(**hparams), datamodule=datamodule)
+    path = tmp_path / "run.ckpt"
+    first.save_checkpoint(path)
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    legacy = {"learned": "model.position_embedding.weight", "sinusoidal": "model.position_table"}
+    assert legacy[pos_encoding] in saved and "model.position_embedding.table" not in saved
+
+    model, _ = load_checkpoint(path)
+    torch.testing.assert_close(
+        model.state_dict(), {k[len("model.") :]: v for k, v in saved.items()}
+    )
+    module = GPTLightningModule(**hparams)
+    check_training_state(path, module)
+    resumed = trainer(3)
+    resumed.fit(module, datamodule=datamodule, ckpt_path=path)
+    assert resumed.global_step == 3
 
 
 def test_huge_unsaved_buffers_are_refused_before_they_exist(trained_checkpoint, monkeypatch):

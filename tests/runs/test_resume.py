@@ -19,6 +19,7 @@ from helpers import PROJECT_ROOT, TINY, csv_metric, run, run_env, start, wait_fo
 
 from chargpt.runs.compose import compose_config
 from chargpt.runs.files import run_lock
+from chargpt.runs.renamed import RenamedKeyError
 from chargpt.runs.resume import ResumeError, check_targets, check_write_locations, resume_arguments
 
 
@@ -85,7 +86,7 @@ RESUMABLE = [
     "model.dropout=0.1",  # dropout draws random numbers: their state must be restored too
     "data.batch_size=8",
     "scheduler.decay_steps=12",  # one schedule for both halves and the unbroken run
-    "trainer.val_check_interval=6",
+    "trainer.val_every_n_steps=6",
     "trainer.limit_val_batches=2",
     "trainer.log_every_n_steps=1",
     "trainer.deterministic=true",
@@ -156,7 +157,7 @@ def test_signal_saves_a_checkpoint_and_resuming_equals_an_unbroken_run(
     data = ["data=text", f"data.path={play_file}", "logger=csv"]
     run_dir = tmp_path / "run"
     last = run_dir / "checkpoints" / "last.ckpt"
-    endless = ["trainer.max_steps=100000", "trainer.val_check_interval=2"]
+    endless = ["trainer.max_steps=100000", "trainer.val_every_n_steps=2"]
     process = start([*data, *steady, *endless, f"hydra.run.dir={run_dir}"])
     try:
         wait_for(last, process)  # training is under way: it validated and saved once
@@ -198,6 +199,62 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, play_file):
     assert "not a readable checkpoint" in line
     assert not (tmp_path / "PWNED").exists()
     assert not (tmp_path / "r").exists()  # the new folder for the loose checkpoint is gone again
+
+
+@pytest.mark.slow  # torch.compile on the CPU: a minute
+def test_a_run_resumes_with_compile_toggled(tmp_path, play_file):
+    """compile is how a launch trains, not what: an old run, saved with model.compile, resumes."""
+    data = ["data=text", f"data.path={play_file}", "logger=csv"]
+    run_dir = tmp_path / "run"
+    run([*data, *RESUMABLE, "trainer.max_steps=6", f"hydra.run.dir={run_dir}"])
+    # As written before compile and the validation interval moved to their own keys.
+    overrides = run_dir / ".hydra" / "overrides.yaml"
+    old = [
+        "model.compile=false" if o.startswith("trainer.max_steps=") else o
+        for o in yaml.safe_load(overrides.read_text())
+    ]
+    old = [o.replace("trainer.val_every_n_steps=", "trainer.val_check_interval=") for o in old]
+    overrides.write_text(yaml.safe_dump(old))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["hyper_parameters"]["model"]["compile"] = False
+    torch.save(checkpoint, last)
+
+    run(["ckpt_path=last", "trainer.max_steps=9", "compile=true", f"hydra.run.dir={run_dir}"])
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "finished" and record["global_step"] == 9
+    assert len(csv_metric(run_dir, "train/loss")) == 9
+
+
+def test_an_old_run_folders_moved_keys_are_replayed_under_their_new_names(tmp_path):
+    run_dir = tmp_path / "run"
+    fake_run(run_dir, ["model/size=tiny", "model.compile=true", "trainer.val_check_interval=6"])
+    args = resume_arguments(["ckpt_path=last", f"hydra.run.dir={run_dir}"])
+    assert args[:3] == ["model/size=tiny", "compile=true", "trainer.val_every_n_steps=6"]
+
+
+@pytest.mark.parametrize(
+    ("override", "new"),
+    [
+        ("model.compile=true", "compile=true"),
+        ("trainer.val_check_interval=5", "trainer.val_every_n_steps=5"),
+    ],
+)
+def test_a_moved_key_on_the_command_line_is_refused_naming_its_new_key(override, new):
+    old_key, new_key = override.partition("=")[0], new.partition("=")[0]
+    with pytest.raises(RenamedKeyError) as error:
+        resume_arguments(["-m", override.replace("=", "=1,")])  # sweeps too
+    assert str(error.value).startswith(f"{old_key} is now {new_key} (")
+    with pytest.raises(RenamedKeyError, match=re.escape(f"): write {new}")):
+        resume_arguments([override])
+
+
+def test_run_py_names_the_new_key_of_a_moved_one_in_one_line(tmp_path):
+    result = run(["model.compile=true"], cwd=tmp_path, check=False, full_error=False)
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: model.compile is now compile (")
+    assert line.endswith("): write compile=true")
 
 
 def test_resume_refuses_another_model(tmp_path, play_file, trained_checkpoint):

@@ -1,11 +1,19 @@
 import csv
+from unittest.mock import Mock
 
 import pytest
+from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from chargpt.training.loggers import (
     ResumableCSVLogger,
+    close_loggers,
+    describe_loggers,
     has_wandb_credentials,
+    log_text_samples,
+    logger_kind,
     resolve_wandb_mode,
+    wandb_logger,
+    wandb_run_id,
 )
 
 
@@ -79,3 +87,62 @@ def test_resumed_launch_keeps_every_earlier_row(tmp_path):
     resumed.log_metrics({"train/loss": 2.0}, 5)
     resumed.save()
     assert [row[0] for row in metrics_rows(tmp_path)] == [0, 1, 2, 3, 4, 5]
+
+
+class OtherLogger(Logger):
+    """A logger of a kind the project does not know, with no folder."""
+
+    name = version = "x"
+    log_dir = None
+
+    def log_metrics(self, metrics, step=None):
+        pass
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+
+def test_each_logger_is_named_by_what_it_is(tmp_path):
+    assert logger_kind(ResumableCSVLogger(tmp_path)) == "csv"
+    assert logger_kind(TensorBoardLogger(tmp_path)) == "tensorboard"
+    assert logger_kind(WandbLogger(save_dir=str(tmp_path), offline=True)) == "wandb"
+    assert logger_kind(OtherLogger()) == "OtherLogger"
+
+
+def test_the_report_names_each_loggers_folder(tmp_path):
+    csv_logger = ResumableCSVLogger(tmp_path, name="csv", version="")
+    tensorboard = TensorBoardLogger(tmp_path, name="tb", version="")
+    assert describe_loggers([csv_logger, tensorboard, OtherLogger()]) == [
+        f"csv:          {csv_logger.log_dir}",
+        f"tensorboard:  {tensorboard.log_dir}",
+    ]
+
+
+def test_samples_go_to_the_loggers_that_show_text():
+    wandb, tensorboard = Mock(spec=WandbLogger), Mock(spec=TensorBoardLogger)
+    rows = [[10, "first"], [20, "second"]]
+    log_text_samples([wandb, tensorboard, Mock(spec=ResumableCSVLogger)], rows)
+    wandb.log_text.assert_called_once_with(key="samples", columns=["step", "text"], data=rows)
+    tensorboard.experiment.add_text.assert_called_once_with("samples", "second", 20)
+
+
+def test_closing_writes_the_csv_and_finishes_the_wandb_run(tmp_path):
+    import wandb
+
+    csv_logger = ResumableCSVLogger(tmp_path, name="csv", version="")
+    csv_logger.log_metrics({"train/loss": 1.0}, 0)
+    run_logger = wandb_logger(save_dir=str(tmp_path / "wandb"), mode="offline")
+    run_id = wandb_run_id([csv_logger, run_logger])
+    assert run_id is not None and wandb.run is not None and wandb.run.id == run_id
+    close_loggers([csv_logger, run_logger], exit_code=1)
+    assert wandb.run is None
+    assert metrics_rows(tmp_path) == [(0, "1.0", "")]
+    (_, line) = describe_loggers([csv_logger, run_logger])
+    assert line.startswith("wandb run:    ") and f"-{run_id}  (browse: wandb leet" in line
+
+
+def test_closing_an_unstarted_wandb_logger_starts_no_run(tmp_path):
+    import wandb
+
+    close_loggers([wandb_logger(save_dir=str(tmp_path), mode="offline")], exit_code=0)
+    assert wandb.run is None

@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.precision import MixedPrecision
 
 from chargpt.data.datamodule import CharDataModule
+from chargpt.errors import SettingError
 from chargpt.runs.checkpoint import load_checkpoint
 from chargpt.training.callbacks.throughput import TrainingThroughput
 from chargpt.training.module import GPTLightningModule
@@ -20,6 +21,7 @@ def tiny_module(
     play_file,
     module_class: type[GPTLightningModule] = GPTLightningModule,
     optimizer: dict | None = None,
+    compile: bool = False,
     **model,
 ) -> tuple[GPTLightningModule, CharDataModule]:
     datamodule = CharDataModule(corpus=None, path=str(play_file), block_size=16, batch_size=4)
@@ -30,6 +32,7 @@ def tiny_module(
         optimizer=optimizer or {},
         scheduler=dict(warmup_steps=0, decay_steps=12),
         tokenizer=datamodule.tokenizer.to_dict(),
+        compile=compile,
     )
     return module, datamodule
 
@@ -57,10 +60,29 @@ def test_compiled_training_saves_plain_weights(tmp_path, play_file):
     trainer.save_checkpoint(path)
     keys = torch.load(path, weights_only=True)["state_dict"].keys()
     assert keys and all(key.startswith("model.") and "_orig_mod" not in key for key in keys)
+    # A training setting: the checkpoint describes the model, not how it was trained.
+    assert "compile" not in torch.load(path, weights_only=True)["hyper_parameters"]["model"]
     model, _ = load_checkpoint(path)
-    assert model.config.compile is True  # the setting is kept; the plain GPT ignores it
     module.eval()
     torch.testing.assert_close(model(x)[0], module.model(x)[0])
+
+
+def test_compile_must_be_true_or_false(play_file):
+    with pytest.raises(SettingError, match=r"^compile=1: must be true or false$"):
+        tiny_module(play_file, compile=1)
+
+
+def test_a_checkpoint_that_holds_compile_among_the_model_settings_loads(tmp_path, play_file):
+    module, datamodule = tiny_module(play_file)
+    trainer = quiet_trainer(max_steps=1)
+    trainer.fit(module, datamodule=datamodule)
+    path = tmp_path / "old.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["hyper_parameters"]["model"]["compile"] = True  # as saved before it moved
+    torch.save(checkpoint, path)
+    model, _ = load_checkpoint(path)
+    assert model.config == module.model_config
 
 
 class CountsLogs(GPTLightningModule):
@@ -80,7 +102,7 @@ class CountsLogs(GPTLightningModule):
 def test_per_step_metrics_are_logged_only_when_lightning_writes_logs(tmp_path, play_file):
     module, datamodule = tiny_module(play_file, CountsLogs)
     logger = CSVLogger(tmp_path, name="csv", version="")
-    callbacks = [TrainingThroughput(window=3)]
+    callbacks = [TrainingThroughput()]
     trainer = quiet_trainer(max_steps=12, log_every_n_steps=5, logger=logger, callbacks=callbacks)
     trainer.fit(module, datamodule=datamodule)
     # Every 5th optimizer step and the last: in the step (before the optimizer counts it) and

@@ -22,16 +22,15 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
 from chargpt.analyze.estimates import precision_of
 from chargpt.analyze.plots import write_plots
-from chargpt.analyze.report import all_tables, analyze_config, print_tables, to_json, to_markdown
-from chargpt.errors import ChargptError, OneLineArgumentParser, SettingError
+from chargpt.analyze.report import all_tables, analyze_config, markdown_report, to_json
+from chargpt.cli import print_table, run_command, wide_console
+from chargpt.errors import OneLineArgumentParser, SettingError
 from chargpt.model import GPTConfig
 from chargpt.runs.compose import CONF_DIR
 
@@ -143,11 +142,12 @@ def run(args: argparse.Namespace, console: Console) -> None:
         analyze_config(s.name, s.model, s.batch_size, s.precision, contexts) for s in setups
     ]
     tables = all_tables(analyses)
-    print_tables(tables, console)
+    for table in tables:
+        print_table(table, console)
     args.out.mkdir(parents=True, exist_ok=True)
     images = write_plots(analyses, args.out)
     (args.out / "summary.md").write_text(
-        to_markdown(tables, [p.name for p in images]), encoding="utf-8"
+        markdown_report(tables, [p.name for p in images]), encoding="utf-8"
     )
     (args.out / "summary.json").write_text(json.dumps(to_json(analyses), indent=2) + "\n")
     written = ", ".join([*(p.name for p in images), "summary.md", "summary.json"])
@@ -155,22 +155,9 @@ def run(args: argparse.Namespace, console: Console) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)  # the wide tables stay unwrapped in files and pipes
-    try:
-        run(parse_args(argv), console)
-    except (ChargptError, HydraException, OmegaConfBaseException) as error:
-        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _one_line(error: Exception) -> str:
-    if isinstance(error, InstantiationException) and error.__cause__ is not None:
-        error = error.__cause__  # the model's own message, without Hydra's wrapping
-    return str(error).strip().splitlines()[0]
+    return run_command(
+        PROG, lambda arguments: run(parse_args(arguments), wide_console()), argv, config_errors=True
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,9 @@
-"""Analyses of several configs as tables (plain rows, shown with rich or as markdown) and JSON."""
+"""Analyses of several configs as tables (`chargpt.cli.Table`: rich or markdown) and JSON."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table as RichTable
 
 from chargpt.analyze.estimates import (
     COMPONENTS,
@@ -15,6 +12,7 @@ from chargpt.analyze.estimates import (
     compare_tying,
     estimate_memory,
 )
+from chargpt.cli import Table, to_markdown
 from chargpt.model import GPTConfig
 
 COMPONENT_LABELS = {
@@ -81,20 +79,17 @@ def analyze_config(
     )
 
 
-@dataclass(frozen=True)
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[str]]
-    note: str = ""
-
-
 def format_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]], note: str = "") -> Table:
+    """The first column names the row; the figures after it are aligned right."""
+    return Table(columns, rows, right=columns[1:], title=title, note=note)
 
 
 def parameter_table(analyses: list[ConfigAnalysis]) -> Table:
@@ -110,7 +105,7 @@ def parameter_table(analyses: list[ConfigAnalysis]) -> Table:
                 + [f"{count.total:,}", saves if tied else ""]
             )
     c = analyses[0].config
-    return Table(
+    return _table(
         f"Parameters by component (vocab {c.vocab_size}, context {c.block_size})",
         columns,
         rows,
@@ -136,7 +131,7 @@ def memory_table(analyses: list[ConfigAnalysis]) -> Table:
         f"Training memory with AdamW (batch {first.batch_size}, context "
         f"{first.config.block_size}, {first.precision})"
     )
-    return Table(title, columns, rows, NAIVE_NOTE)
+    return _table(title, columns, rows, NAIVE_NOTE)
 
 
 def activation_table(analyses: list[ConfigAnalysis]) -> Table:
@@ -148,7 +143,7 @@ def activation_table(analyses: list[ConfigAnalysis]) -> Table:
         + [format_bytes(a.memory.activation_total)]
         for a in analyses
     ]
-    return Table("Activations saved for backward, by component", columns, rows)
+    return _table("Activations saved for backward, by component", columns, rows)
 
 
 def context_table(analyses: list[ConfigAnalysis]) -> Table:
@@ -163,7 +158,7 @@ def context_table(analyses: list[ConfigAnalysis]) -> Table:
             row += [format_bytes(m.activation_total), format_bytes(m.attention_matrices)]
         rows.append(row)
     title = f"Attention memory against context length (batch {analyses[0].batch_size})"
-    return Table(title, columns, rows, NAIVE_NOTE)
+    return _table(title, columns, rows, NAIVE_NOTE)
 
 
 def _nonzero_keys(dicts: list[dict[str, int]]) -> list[str]:
@@ -179,22 +174,10 @@ def all_tables(analyses: list[ConfigAnalysis]) -> list[Table]:
     ]
 
 
-def print_tables(tables: list[Table], console: Console) -> None:
-    for table in tables:
-        rich_table = RichTable(title=table.title, caption=table.note or None)
-        for i, column in enumerate(table.columns):
-            rich_table.add_column(column, justify="left" if i == 0 else "right")
-        for row in table.rows:
-            rich_table.add_row(*row)
-        console.print(rich_table)
-
-
-def to_markdown(tables: list[Table], images: list[str]) -> str:
+def markdown_report(tables: list[Table], images: list[str]) -> str:
     lines = ["# Model analysis", ""]
     for table in tables:
-        lines += [f"## {table.title}", "", "| " + " | ".join(table.columns) + " |"]
-        lines.append("|" + "|".join(" --- " for _ in table.columns) + "|")
-        lines += ["| " + " | ".join(row) + " |" for row in table.rows]
+        lines += [f"## {table.title}", "", to_markdown(table)]
         lines += ["", table.note, ""] if table.note else [""]
     lines += [f"![{image}]({image})" for image in images]
     return "\n".join(lines) + "\n"

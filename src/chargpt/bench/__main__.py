@@ -6,6 +6,7 @@ import importlib
 import sys
 
 import chargpt.bench as package
+from chargpt.cli import run_command
 
 SUBCOMMANDS = {
     "train": "chargpt.bench.training",
@@ -14,8 +15,12 @@ SUBCOMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+def main(argv: list[str] | None = None) -> int:
+    """A bad setting or override ends the benchmark with one line and exit code 2."""
+    return run_command("chargpt.bench", _dispatch, argv, config_errors=True)
+
+
+def _dispatch(argv: list[str]) -> None:
     if argv and argv[0] in ("-h", "--help"):
         print(package.__doc__)
         return
@@ -31,4 +36,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
     python -m chargpt.bench generate --size small --block-size 256 --new-tokens 255 500
 
-Past block_size the model keeps a window of the sequence (GPT.generate's `window`): under "slide"
+Past block_size the model keeps a window of the sequence (SamplingConfig's `window`): under "slide"
 every new token moves it, so the cache must be refilled each token; under "halve" it is refilled
 once per half window. Each window is timed with and without the cache. A randomly initialised
 model (speed does not depend on the weights) samples from a short prompt with a fixed seed.
@@ -24,9 +24,10 @@ import torch
 from omegaconf import OmegaConf
 
 from chargpt.bench.hardware import synchronize
+from chargpt.cli import Table, to_markdown
 from chargpt.errors import SettingError
 from chargpt.model import GPT, GPTConfig
-from chargpt.model.gpt import WINDOWS
+from chargpt.model.sampling import WINDOWS, SamplingConfig
 from chargpt.runs.compose import CONF_DIR
 
 SIZE_PRESETS = CONF_DIR / "model" / "size"
@@ -62,11 +63,11 @@ def timed_generation(
     model: GPT, prompt: torch.Tensor, new_tokens: int, use_cache: bool, window: str, seed: int
 ) -> tuple[float, torch.Tensor]:
     """Seconds taken to sample `new_tokens` after `prompt`, and the tokens sampled."""
+    # Plain sampling at temperature 1: speed depends on neither the filters nor the weights.
+    sampling = SamplingConfig(max_new_tokens=new_tokens, temperature=1.0, window=window)
     generator = torch.Generator(device=prompt.device).manual_seed(seed)
     start = time.perf_counter()
-    out = model.generate(
-        prompt, new_tokens, generator=generator, use_cache=use_cache, window=window
-    )
+    out = model.generate(prompt, sampling, generator=generator, use_cache=use_cache)
     synchronize(out.device)  # kernels run asynchronously: wait for the last one
     return time.perf_counter() - start, out
 
@@ -89,19 +90,29 @@ def measure(
     return Measurement(window, new_tokens, speeds[True], speeds[False], same)
 
 
-def markdown_table(measurements: list[Measurement]) -> str:
-    lines = [
-        "| window | new tokens | cached tok/s (median) | uncached tok/s (median) | speedup "
-        "| same tokens |",
-        "| --- | ---: | ---: | ---: | ---: | :---: |",
+COLUMNS = [
+    "window",
+    "new tokens",
+    "cached tok/s (median)",
+    "uncached tok/s (median)",
+    "speedup",
+    "same tokens",
+]
+
+
+def speed_table(measurements: list[Measurement]) -> Table:
+    rows = [
+        [
+            m.window,
+            str(m.new_tokens),
+            f"{statistics.median(m.cached_tokens_per_s):.1f}",
+            f"{statistics.median(m.uncached_tokens_per_s):.1f}",
+            f"{m.speedup:.2f}x",
+            "yes" if m.same_tokens else "no",
+        ]
+        for m in measurements
     ]
-    for m in measurements:
-        cached = statistics.median(m.cached_tokens_per_s)
-        uncached = statistics.median(m.uncached_tokens_per_s)
-        same = "yes" if m.same_tokens else "no"
-        speeds = f"{cached:.1f} | {uncached:.1f} | {m.speedup:.2f}x"
-        lines.append(f"| {m.window} | {m.new_tokens} | {speeds} | {same} |")
-    return "\n".join(lines)
+    return Table(COLUMNS, rows, right=COLUMNS[1:5])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -151,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.device}, {torch.get_num_threads()} thread(s), {args.repeats} repeats "
         "interleaved (cached, uncached, ...)\n"
     )
-    print(markdown_table(measurements))
+    print(to_markdown(speed_table(measurements)))
     if args.json is not None:
         report = {
             "settings": vars(args) | {"json": str(args.json)},

@@ -32,6 +32,7 @@ from chargpt.errors import SettingError
 from chargpt.training.matmul import set_matmul_precision
 from chargpt.training.module import GPTLightningModule
 from chargpt.training.optim import build_optimizer
+from chargpt.training.trainer import lightning_trainer_config
 
 LOOPS = ("plain", "lightning", "lightning-configured")
 LOOP_DESCRIPTIONS = {
@@ -96,7 +97,7 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
 class PlainLoop:
     """The training step without a framework: what Lightning's automatic optimisation does.
 
-    It calls the module's own `training_loss` (compiled when `model.compile=true`), builds the
+    It calls the module's own `training_loss` (compiled when `compile=true`), builds the
     optimizer and schedule with the training code, and clips by norm as `gradient_clip_val` asks.
     """
 
@@ -193,7 +194,7 @@ class LightningRunner:
         )
         if not self.configured:
             return instantiate(
-                cfg.trainer,
+                lightning_trainer_config(cfg.trainer),
                 callbacks=[clock],
                 logger=False,
                 enable_progress_bar=False,
@@ -205,7 +206,10 @@ class LightningRunner:
         if not self.loggers:  # as run.py: the LR monitor needs a logger
             callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
         return instantiate(
-            cfg.trainer, callbacks=[*callbacks, clock], logger=self.loggers or False, **settings
+            lightning_trainer_config(cfg.trainer),
+            callbacks=[*callbacks, clock],
+            logger=self.loggers or False,
+            **settings,
         )
 
     def run_block(self, steps: int, warmup: int) -> Block:

@@ -28,7 +28,6 @@ from chargpt.bench.training import (
     apply_threads,
     command_line,
     default_out_dir,
-    markdown_table,
     report_facts,
     report_header,
     run_interleaved,
@@ -37,6 +36,7 @@ from chargpt.bench.training import (
     write_outputs,
 )
 from chargpt.bench.workload import Workload
+from chargpt.cli import Table, to_markdown
 
 COLUMNS = [
     "loop",
@@ -90,7 +90,9 @@ def profile_lightning(workload: Workload, loop: str, steps: int, top: int = 15) 
         ]
         for action, total in sorted(totals.items(), key=lambda item: -item[1])[:top]
     ]
-    return markdown_table(["action", "calls", "ms per step"], rows)
+    return to_markdown(
+        Table(["action", "calls", "ms per step"], rows, right=["calls", "ms per step"])
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         [
             report_header(machine, peak, args, command),
             f"Config: {workload.label}.\n\n{loops_text}",
-            markdown_table(COLUMNS, rows),
+            to_markdown(Table(COLUMNS, rows, right=COLUMNS[1:])),
             f"Tokens/s relative to the plain loop: {closing}.",
         ]
     )

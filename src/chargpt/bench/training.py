@@ -3,7 +3,7 @@
     python -m chargpt.bench [train] [OVERRIDES] [--loop lightning] [--steps 30 --warmup 5]
 
 OVERRIDES are `run.py`'s (`model/size=medium data.batch_size=64 trainer.precision=bf16-mixed
-model.compile=true`); a comma list (`model.compile=false,true`) benchmarks each value, and the
+compile=true`); a comma list (`compile=false,true`) benchmarks each value, and the
 configs take turns block by block (`--rounds`), so load from other processes slows all alike.
 Every block fits `warmup` untimed steps, then `steps` timed ones; the median step time of all
 rounds is reported. Writes `train.json` and `train.md` to `--out` (default
@@ -28,7 +28,9 @@ import torch
 from chargpt.bench.flops import matmul_parameters, mfu, training_flops_per_token
 from chargpt.bench.hardware import Peak, describe_machine, peak_flops
 from chargpt.bench.loops import LOOP_DESCRIPTIONS, LOOPS, Block, make_runner
-from chargpt.bench.workload import Workload, expand_sweep
+from chargpt.bench.workload import Workload
+from chargpt.cli import Table, to_markdown
+from chargpt.runs.sweep import expand_sweep
 
 MIB = 2**20
 
@@ -160,7 +162,7 @@ def summarize(workload: Workload, loop: str, blocks: list[Block], peak: Peak) ->
         batch_size=workload.datamodule.batch_size,
         context=workload.datamodule.block_size,
         precision=str(workload.cfg.trainer.precision),
-        compile=bool(model_cfg.compile),
+        compile=bool(workload.cfg.compile),
         params=module.model.num_parameters(),
         matmul_params=matmul_parameters(module.model),
         tokens_per_step=workload.tokens_per_step,
@@ -178,12 +180,6 @@ def summarize(workload: Workload, loop: str, blocks: list[Block], peak: Peak) ->
         batch_draw_ms=1000 * draw,
         batch_draw_share=draw / median,
     )
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def report_header(machine: dict, peak: Peak, args: argparse.Namespace, command: str) -> str:
@@ -275,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         [
             report_header(machine, peak, args, command),
             f"Loop: {LOOP_DESCRIPTIONS[args.loop]}.",
-            markdown_table(COLUMNS, [r.row for r in results]),
+            to_markdown(Table(COLUMNS, [r.row for r in results], right=COLUMNS[2:])),
         ]
     )
     print(markdown)

@@ -9,8 +9,9 @@ PATH is a run folder, a sweep (multirun) folder, a folder holding either (search
 deep), or a wandb folder or run. Only local files are read: no network, no wandb server.
 
 The table has one row per run, best val loss first: the settings that differ between the runs
-(command-line overrides first), parameters, best val loss (nats/char), val bpc (bits/char),
-training tokens/s, wall time and status (finished, failed with its error, interrupted, running,
+(command-line overrides first), then the results (`chargpt.runs.record.Results`: parameters, best
+val loss in nats/char, val bpc in bits/char, test loss, training tokens seen and per second over
+the whole run, wall time) and the status (finished, failed with its error, interrupted, running,
 incomplete: no run.json, not started: a sweep job still to come). compare.md (the table) and
 val_loss_vs_step.png, best_val_loss_vs_params.png go to --out: by default the folder given, when
 it is a single folder of runs (a sweep), else comparison/ in the current directory. Links to
@@ -21,26 +22,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
 
+from chargpt.cli import Table, print_table, run_command, to_markdown, wide_console
 from chargpt.compare.discovery import find_runs, holds_runs
 from chargpt.compare.plots import write_plots
 from chargpt.compare.table import (
-    Table,
     comparison_table,
     differing_keys,
     plural,
-    print_table,
     sort_runs,
     status_counts,
-    to_markdown,
     unfinished_note,
 )
 from chargpt.compare.wandb_runs import link_wandb_runs
-from chargpt.errors import ChargptError, OneLineArgumentParser, one_line
+from chargpt.errors import OneLineArgumentParser
 from chargpt.runs.read import Run
 
 PROG = "chargpt.compare"
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
     keys = differing_keys(runs)
     runs = sort_runs(runs)
     table = comparison_table(runs, keys)
-    print_table(table, console, title=f"{plural(len(runs), 'run')}: {status_counts(runs)}")
+    print_table(replace(table, title=f"{plural(len(runs), 'run')}: {status_counts(runs)}"), console)
     note = unfinished_note(runs)
     if note:
         console.print(note)
@@ -109,16 +109,7 @@ def markdown_report(paths: list[Path], runs: list[Run], table: Table, images: li
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)  # the wide table stays unwrapped in files and pipes
-    try:
-        run(parse_args(argv), console)
-    except ChargptError as error:
-        print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(PROG, lambda arguments: run(parse_args(arguments), wide_console()), argv)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ from pathlib import Path
 from chargpt.compare.sweep_plan import pending_jobs
 from chargpt.compare.wandb_runs import find_wandb_runs, is_wandb_run, load_wandb_run
 from chargpt.errors import ChargptError
-from chargpt.runs.layout import is_run_dir
+from chargpt.runs.layout import RUN_SUBFOLDERS, is_run_dir
 from chargpt.runs.read import NOT_STARTED, Run, load_run_dir
 
 SEARCH_DEPTH = 3  # multirun/<date>/<time>/<job>
 # Folders that never hold runs of their own.
-NOT_RUNS = {"checkpoints", "csv", "tensorboard", "wandb", "__pycache__"}
+NOT_RUNS = RUN_SUBFOLDERS | {"__pycache__"}
 EXPECTED = "expected a run folder, a sweep (multirun) folder or a wandb folder"
 
 

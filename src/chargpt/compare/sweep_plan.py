@@ -1,22 +1,23 @@
 """The jobs a sweep will run, from its `multirun.yaml`: the ones without a folder are still to come.
 
 Hydra's basic sweeper runs the cartesian product of the comma-separated overrides (and of its
-`hydra.sweeper.params`, where experiments keep their grid), numbering jobs in that order; its own
-`split_arguments` lists them. Other sweepers (Optuna) choose jobs as they go, so nothing is listed.
+`hydra.sweeper.params`, where experiments keep their grid), numbering jobs in that order;
+`expand_sweep` lists them the same way. Other sweepers (Optuna) choose jobs as they go, so
+nothing is listed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from chargpt.runs.read import NOT_STARTED, Run, override_key
+from chargpt.runs.sweep import expand_sweep
 
 SWEEP_FILE = "multirun.yaml"
+# The basic sweeper's `_target_`, as multirun.yaml names it (a name only: nothing is imported).
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 JOB_SUBDIR = "${hydra.job.num}"
 
@@ -32,12 +33,9 @@ def planned_jobs(sweep_dir: Path) -> list[list[str]]:
     params = hydra["sweeper"].get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()] + hydra["overrides"]["task"]
     try:
-        # Without Hydra's config loader, `glob(…)` cannot be expanded: such a plan is unknown.
-        overrides = OverridesParser.create().parse_overrides(arguments)
-        (jobs,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
-    except (HydraException, ValueError, AssertionError):
+        return expand_sweep(arguments)
+    except (HydraException, ValueError):  # `glob(…)` needs Hydra's config loader: plan unknown
         return []
-    return jobs
 
 
 def pending_jobs(sweep_dir: Path) -> list[Run]:

@@ -4,21 +4,19 @@ Columns are the keys whose values differ. Keys set on the command line come firs
 `model.norm_position`). A config value that a swept config group sets (`model.n_layer` under
 `model/size`, anything under `experiment`) is left out when it follows from the swept values, so
 a sweep shows the grid it swept and nothing twice; any other difference is shown. Rows are plain
-strings, rendered with rich for the terminal and as markdown for `compare.md`.
+strings in a `chargpt.cli.Table`, shown with rich in the terminal and as markdown in `compare.md`.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table as RichTable
-
+from chargpt.cli import Table
 from chargpt.runs.read import INCOMPLETE, NOT_STARTED, Run
+from chargpt.runs.record import ABSENT, RESULT_LABELS
 
 # Settings that differ from run to run without changing the experiment: where files went, the
 # wandb run's name and group, the Hydra and path groups, and the resume checkpoint.
@@ -39,16 +37,9 @@ NOISE = (
     "trainer.default_root_dir",
 )
 EXPERIMENT = "experiment"  # the group of experiments/*.yaml, which may set any key
-NUMBER_COLUMNS = ("params", "best val loss", "val bpc", "tokens/s")  # right-aligned
-RESULT_COLUMNS = (*NUMBER_COLUMNS, "wall time", "status")
-ABSENT = "-"
+NUMBER_COLUMNS = RESULT_LABELS  # right-aligned; `Results` declares them
+RESULT_COLUMNS = (*RESULT_LABELS, "status")
 STATUS_ORDER = ("finished", "running", "interrupted", "failed", INCOMPLETE, NOT_STARTED)
-
-
-@dataclass
-class Table:
-    columns: list[str]
-    rows: list[list[str]]
 
 
 def differing_keys(runs: Sequence[Run]) -> list[str]:
@@ -101,20 +92,17 @@ def sort_runs(runs: Sequence[Run]) -> list[Run]:
 
 
 def comparison_table(runs: Sequence[Run], keys: Sequence[str]) -> Table:
+    """One row per run: its label, its values of `keys`, its results and its status."""
     rows = [
         [
             run.label,
             *(show(run.settings.get(key)) for key in keys),
-            format_count(run.num_params),
-            _number(run.best_val_loss, ".4f"),
-            _number(run.val_bpc, ".3f"),
-            _number(run.tokens_per_s, ",.0f"),
-            format_duration(run.wall_s),
+            *run.table_cells(),
             f"{run.status}: {run.error}" if run.error else run.status,
         ]
         for run in runs
     ]
-    return Table(["run", *keys, *RESULT_COLUMNS], rows)
+    return Table(["run", *keys, *RESULT_COLUMNS], rows, right=NUMBER_COLUMNS)
 
 
 def status_counts(runs: Sequence[Run]) -> str:
@@ -136,24 +124,6 @@ def unfinished_note(runs: Sequence[Run]) -> str | None:
     )
 
 
-def print_table(table: Table, console: Console, title: str | None = None) -> None:
-    rich_table = RichTable(title=title, title_justify="left")
-    for column in table.columns:
-        rich_table.add_column(column, justify="right" if column in NUMBER_COLUMNS else "left")
-    for row in table.rows:
-        rich_table.add_row(*row)
-    console.print(rich_table)
-
-
-def to_markdown(table: Table) -> str:
-    lines = ["| " + " | ".join(table.columns) + " |"]
-    lines.append("|" + "|".join(" --- " for _ in table.columns) + "|")
-    lines += [
-        "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table.rows
-    ]
-    return "\n".join(lines)
-
-
 def show(value: Any) -> str:
     """A setting as written on the command line: 0.002, pre, [0.9, 0.95]; absent as '-'."""
     if value is None:
@@ -169,27 +139,3 @@ def show(value: Any) -> str:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def format_count(count: int | None) -> str:
-    if count is None:
-        return ABSENT
-    if count >= 1_000_000:
-        return f"{count / 1e6:.2f}M"
-    return f"{count / 1e3:.1f}K" if count >= 1000 else str(count)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ABSENT
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
-def _number(value: float | None, spec: str) -> str:
-    return ABSENT if value is None else format(value, spec)

@@ -15,11 +15,13 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import UnionType
 from typing import Any
 
 from chargpt.errors import ChargptError
 from chargpt.runs.layout import is_run_dir
 from chargpt.runs.read import Run, flatten
+from chargpt.runs.record import logged_results
 
 RUN_PREFIXES = ("offline-run-", "run-")
 STEP_KEYS = ("trainer/global_step", "_step")  # Lightning's step, else wandb's row number
@@ -82,17 +84,18 @@ def _run_from(path: Path, summary: dict[str, Any], records: list[dict[str, Any]]
     config = {k: v for k, v in summary.get("config", {}).items() if not k.startswith("_")}
     values = summary.get("summary", {})
     curve = val_curve(records)
-    return Run(
+    run = Run(
         path=path,
         status=_status(summary.get("state")),
         error=_error(summary),
         settings=flatten(config),
-        num_params=config.get("num_params"),
-        best_val_loss=min((loss for _, loss in curve), default=None),
-        tokens_per_s=values.get("perf/tokens_per_s"),
-        wall_s=values.get("_runtime"),
         val_curve=curve,
+        num_params=_number(config.get("num_params"), int),
+        wall_s=_number(values.get("_runtime"), int | float),
+        **logged_results(values),  # the last values of the metrics that stand in for results
     )
+    run.set_best_val_loss(min((loss for _, loss in curve), default=None))
+    return run
 
 
 def val_curve(records: list[dict[str, Any]]) -> list[tuple[int, float]]:
@@ -104,6 +107,11 @@ def val_curve(records: list[dict[str, Any]]) -> list[tuple[int, float]]:
         if step is not None and isinstance(loss, int | float) and math.isfinite(loss):
             curve.append((int(step), float(loss)))
     return curve
+
+
+def _number(value: Any, kind: type | UnionType) -> Any:
+    """`value` if it is a number of `kind` (the files are untrusted), else None."""
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
 def _status(state: str | None) -> str:

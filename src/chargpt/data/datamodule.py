@@ -128,7 +128,7 @@ class CharDataModule(L.LightningDataModule):
         corpus: str | None = "shakespeare",
         path: str | None = None,
         data_dir: str = "data",
-        block_size: int = 128,
+        block_size: int = 64,
         batch_size: int = 32,
         eval_batch_size: int = 128,
         splits: Sequence[float] = (0.9, 0.05, 0.05),

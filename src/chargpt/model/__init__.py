@@ -1,6 +1,7 @@
 """The GPT model in plain PyTorch: no Lightning, no Hydra."""
 
 from chargpt.model.config import ConfigError, GPTConfig
-from chargpt.model.gpt import GPT, Internals
+from chargpt.model.gpt import GPT
+from chargpt.model.kv_cache import KVCache
 
-__all__ = ["GPT", "ConfigError", "GPTConfig", "Internals"]
+__all__ = ["GPT", "ConfigError", "GPTConfig", "KVCache"]

@@ -20,7 +20,7 @@ class ConfigError(SettingError):
 @dataclass(frozen=True)
 class GPTConfig:
     vocab_size: int
-    block_size: int = 128
+    block_size: int = 64
     n_layer: int = 4
     n_head: int = 8
     d_model: int = 128
@@ -32,9 +32,6 @@ class GPTConfig:
     mlp: str = "gelu"
     pos_encoding: str = "learned"
     tie_weights: bool = True
-    # Run the training step through torch.compile. An execution setting, not architecture: GPT
-    # ignores it; the LightningModule compiles its training step (the saved weights stay plain).
-    compile: bool = False
 
     def __post_init__(self) -> None:
         for key in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
@@ -58,7 +55,7 @@ class GPTConfig:
         _check_choice("norm_position", self.norm_position, NORM_POSITIONS)
         _check_choice("mlp", self.mlp, MLPS)
         _check_choice("pos_encoding", self.pos_encoding, POS_ENCODINGS)
-        for key in ("bias", "tie_weights", "compile"):
+        for key in ("bias", "tie_weights"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"model.{key}={getattr(self, key)!r}: must be true or false")
 

@@ -1,5 +1,5 @@
-"""A GPT language model in plain PyTorch, read top to bottom: norms, KV cache, attention, MLP,
-block, GPT.
+"""A GPT language model in plain PyTorch, read top to bottom: norms, attention, MLP, block,
+positions, GPT. Each variant a `GPTConfig` string names is a class in the dictionary beside it.
 
 Shapes: B batch, T time (sequence), C channels (d_model), nh heads, hs head size, V vocabulary.
 """
@@ -7,73 +7,29 @@ Shapes: B batch, T time (sequence), C channels (d_model), nh heads, hs head size
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chargpt.errors import SettingError
 from chargpt.model.config import GPTConfig
-from chargpt.model.sampling import check_sampling_args, sample_next
-
-# What generation keeps once the sequence outgrows block_size (see GPT.generate).
-WINDOWS = ("slide", "halve")
+from chargpt.model.kv_cache import KVCache, LayerKVCache
+from chargpt.model.sampling import SamplingConfig, sample_next
 
 
-def make_norm(config: GPTConfig) -> nn.Module:
-    if config.norm == "rmsnorm":
-        return nn.RMSNorm(config.d_model)
-    return nn.LayerNorm(config.d_model, bias=config.bias)
+class LayerNorm(nn.LayerNorm):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config.d_model, bias=config.bias)
 
 
-class LayerKVCache:
-    """One layer's keys and values for incremental decoding, room for block_size positions."""
+class RMSNorm(nn.RMSNorm):
+    """Scales by the root mean square only: no centring and no bias."""
 
-    def __init__(self, keys: Tensor, values: Tensor) -> None:
-        self.keys, self.values = keys, values  # (B, nh, block_size, hs) each
-        self.length = 0  # positions filled so far
-
-    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store k, v (B, nh, T, hs) after the filled positions; return all keys and values."""
-        start, end = self.length, self.length + k.size(2)
-        self.keys[:, :, start:end] = k
-        self.values[:, :, start:end] = v
-        self.length = end
-        return self.keys[:, :, :end], self.values[:, :, :end]  # (B, nh, end, hs)
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config.d_model)
 
 
-class KVCache:
-    """Every layer's keys and values: what `GPT.forward(idx, cache=...)` reads and extends.
-
-    The new tokens of each call take the positions after those already cached, so a prompt can
-    be fed at once (prefill) and the tokens after it one at a time.
-    """
-
-    def __init__(
-        self,
-        config: GPTConfig,
-        batch_size: int,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        shape = (batch_size, config.n_head, config.block_size, config.head_size)
-        self.layers = [
-            LayerKVCache(
-                torch.empty(shape, device=device, dtype=dtype),
-                torch.empty(shape, device=device, dtype=dtype),
-            )
-            for _ in range(config.n_layer)
-        ]
-
-    @property
-    def length(self) -> int:
-        return self.layers[0].length
-
-    def reset(self) -> None:
-        """Forget every cached position (the memory is kept and overwritten)."""
-        for layer in self.layers:
-            layer.length = 0
+NORMS: dict[str, type[nn.Module]] = {"layernorm": LayerNorm, "rmsnorm": RMSNorm}
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, dropout: float = 0.0) -> Tensor:
@@ -97,7 +53,8 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def _heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys and values of x (B, T, C), split into heads: (B, nh, T, hs) each."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, nh, T, hs)
@@ -105,20 +62,12 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: Tensor, cache: LayerKVCache | None = None) -> Tensor:
         B, T, C = x.shape
-        q, k, v = self._heads(x)
+        q, k, v = self.heads(x)
         if cache is not None:
             k, v = cache.append(k, v)  # (B, nh, cached + T, hs)
         y = attend(q, k, v, dropout=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, nh, T, hs) -> (B, T, C)
         return self.resid_dropout(self.proj(y))
-
-    def attention_weights(self, x: Tensor) -> Tensor:
-        """The causal attention pattern (B, nh, T, T) that `forward` applies, for analysis."""
-        T = x.size(1)
-        q, k, _ = self._heads(x)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, nh, T, T)
-        future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-        return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
 
 
 class GeluMLP(nn.Module):
@@ -145,7 +94,7 @@ class SwiGLUMLP(nn.Module):
         return self.dropout(self.proj(F.silu(gate) * value))
 
 
-MLP_TYPES: dict[str, type[nn.Module]] = {"gelu": GeluMLP, "swiglu": SwiGLUMLP}
+MLPS: dict[str, type[nn.Module]] = {"gelu": GeluMLP, "swiglu": SwiGLUMLP}
 
 
 class Block(nn.Module):
@@ -158,10 +107,10 @@ class Block(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.pre_norm = config.norm_position == "pre"
-        self.norm1 = make_norm(config)
+        self.norm1 = NORMS[config.norm](config)
         self.attn = CausalSelfAttention(config)
-        self.norm2 = make_norm(config)
-        self.mlp = MLP_TYPES[config.mlp](config)
+        self.norm2 = NORMS[config.norm](config)
+        self.mlp = MLPS[config.mlp](config)
 
     def forward(self, x: Tensor, cache: LayerKVCache | None = None) -> Tensor:
         if self.pre_norm:
@@ -169,9 +118,6 @@ class Block(nn.Module):
             return x + self.mlp(self.norm2(x))
         x = self.norm1(x + self.attn(x, cache))
         return self.norm2(x + self.mlp(x))
-
-    def attention_input(self, x: Tensor) -> Tensor:
-        return self.norm1(x) if self.pre_norm else x
 
 
 def sinusoidal_positions(block_size: int, d_model: int) -> Tensor:
@@ -184,13 +130,54 @@ def sinusoidal_positions(block_size: int, d_model: int) -> Tensor:
     return table
 
 
-@dataclass
-class Internals:
-    """What `GPT.inspect` returns: logits and, per layer, hidden states and attention patterns."""
+class LearnedPositions(nn.Embedding):
+    """A trained vector per position, added to the token embeddings."""
 
-    logits: Tensor  # (B, T, V)
-    hidden_states: list[Tensor]  # n_layer + 1 tensors (B, T, C): the embeddings, then each block
-    attentions: list[Tensor]  # n_layer tensors (B, nh, T, T)
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config.block_size, config.d_model)
+
+    def forward(self, x: Tensor, start: int) -> Tensor:
+        """x (B, T, C), token embeddings whose first token sits at `start`, plus positions."""
+        return x + super().forward(torch.arange(start, start + x.size(1), device=x.device))
+
+
+class SinusoidalPositions(nn.Module):
+    """The fixed table of `sinusoidal_positions`, added to the scaled token embeddings."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        # The table has unit-scale entries; without the sqrt(d_model) scaling of "Attention Is
+        # All You Need" it would drown the 0.02-scale token embeddings.
+        self.scale = math.sqrt(config.d_model)
+        # A buffer, not a parameter: fixed, yet it moves with .to(device) and is saved.
+        self.register_buffer("table", sinusoidal_positions(config.block_size, config.d_model))
+
+    def forward(self, x: Tensor, start: int) -> Tensor:
+        """x (B, T, C), token embeddings whose first token sits at `start`, plus positions."""
+        return x * self.scale + self.table[start : start + x.size(1)]
+
+
+POSITIONS: dict[str, type[nn.Module]] = {
+    "learned": LearnedPositions,
+    "sinusoidal": SinusoidalPositions,
+}
+
+# Checkpoints keep the names GPT's weights had before the positions became modules: the
+# sinusoidal table was GPT's own buffer `position_table`. GPT saves and loads under these names,
+# so every checkpoint, older or newer, loads and resumes, and its names are checked as they are.
+SAVED_NAMES = {"position_embedding.table": "position_table"}
+
+
+def _save_under_saved_names(module: nn.Module, state_dict: dict, prefix: str, *_) -> None:
+    for name, saved in SAVED_NAMES.items():
+        if prefix + name in state_dict:
+            state_dict[prefix + saved] = state_dict.pop(prefix + name)
+
+
+def _load_from_saved_names(state_dict: dict, prefix: str, *_) -> None:
+    for name, saved in SAVED_NAMES.items():
+        if prefix + saved in state_dict:
+            state_dict[prefix + name] = state_dict.pop(prefix + saved)
 
 
 class GPT(nn.Module):
@@ -198,17 +185,13 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)
-        if config.pos_encoding == "learned":
-            self.position_embedding = nn.Embedding(config.block_size, config.d_model)
-        else:
-            # A buffer, not a parameter: fixed, yet it moves with .to(device) and is saved.
-            self.register_buffer(
-                "position_table", sinusoidal_positions(config.block_size, config.d_model)
-            )
+        self.position_embedding = POSITIONS[config.pos_encoding](config)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         # Post-norm blocks already end in a norm; pre-norm leaves the residual stream unnormalised.
-        self.final_norm = make_norm(config) if config.norm_position == "pre" else nn.Identity()
+        self.final_norm = (
+            NORMS[config.norm](config) if config.norm_position == "pre" else nn.Identity()
+        )
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.apply(self._init_weights)
         # Residual branches add up over 2·n_layer outputs; scaling keeps the stream's variance flat.
@@ -218,6 +201,9 @@ class GPT(nn.Module):
             nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
         if config.tie_weights:
             self.head.weight = self.token_embedding.weight
+        # The private forms: torch 2.4, the oldest this project supports, has no public ones.
+        self._register_state_dict_hook(_save_under_saved_names)
+        self._register_load_state_dict_pre_hook(_load_from_saved_names)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -232,13 +218,7 @@ class GPT(nn.Module):
         if self.config.block_size < end:  # with a cache, the cached tokens count too
             raise ValueError(f"sequence length {end} exceeds block_size {self.config.block_size}")
         x = self.token_embedding(idx)  # (B, T, C)
-        if self.config.pos_encoding == "learned":
-            x = x + self.position_embedding(torch.arange(start, end, device=idx.device))
-        else:
-            # The fixed table has unit-scale entries; without the sqrt(d_model) scaling of
-            # "Attention Is All You Need" it would drown the 0.02-scale token embeddings.
-            x = x * math.sqrt(self.config.d_model) + self.position_table[start:end]
-        return self.dropout(x)
+        return self.dropout(self.position_embedding(x, start))
 
     def forward(
         self, idx: Tensor, targets: Tensor | None = None, cache: KVCache | None = None
@@ -257,20 +237,6 @@ class GPT(nn.Module):
             return logits, None
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return logits, loss
-
-    @torch.no_grad()
-    def inspect(self, idx: Tensor) -> Internals:
-        """Run the model and keep every layer's hidden state and attention pattern.
-
-        Call `eval()` first: the attention patterns are computed without dropout.
-        """
-        x = self.embed(idx)
-        hidden_states, attentions = [x], []
-        for block in self.blocks:
-            attentions.append(block.attn.attention_weights(block.attention_input(x)))
-            x = block(x)
-            hidden_states.append(x)
-        return Internals(self.head(self.final_norm(x)), hidden_states, attentions)
 
     def num_parameters(self) -> int:
         """Trainable parameters; a tied embedding/head matrix counts once."""
@@ -294,44 +260,40 @@ class GPT(nn.Module):
     def generate(
         self,
         idx: Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
+        sampling: SamplingConfig,
+        *,
         stop_token: int | None = None,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
-        window: str = "slide",
     ) -> Tensor:
-        """Extend idx (B, T) by up to max_new_tokens sampled tokens; call `eval()` first.
+        """Extend idx (B, T) by up to `sampling.max_new_tokens` tokens; call `eval()` first.
 
-        The model sees at most block_size tokens. Once the sequence outgrows them, `window`
-        decides what it keeps: "slide" (nanoGPT's crop) the last block_size tokens, moving one
-        token a step; "halve" the last half of the window, which then fills up again. Generation
-        ends early once every row has produced `stop_token` (kept in the output); rows that
-        finished earlier are padded with it. `use_cache` keeps each token's keys and values
-        instead of recomputing them: the same tokens, faster. With absolute positions a moved
-        window invalidates the cache, so under "slide" each token past block_size costs a full
-        recomputation; "halve" refills once per half window and stays incremental.
+        Each token is drawn as `sampling` says (temperature, top_k, top_p) from `generator`; the
+        prompt, seed and stop character are the text helpers' (`sampling.generate_text`): here
+        they are idx, the generator and `stop_token`. The model sees at most block_size tokens.
+        Once the sequence outgrows them, `sampling.window` decides what it keeps: "slide"
+        (nanoGPT's crop) the last block_size tokens, moving one token a step; "halve" the last
+        half of the window, which then fills up again. Generation ends early once every row has
+        produced `stop_token` (kept in the output); rows that finished earlier are padded with
+        it. `use_cache` keeps each token's keys and values instead of recomputing them: the same
+        tokens, faster. With absolute positions a moved window invalidates the cache, so under
+        "slide" each token past block_size costs a full recomputation; "halve" refills once per
+        half window and stays incremental.
         """
-        if max_new_tokens < 0:
-            raise SettingError(f"max_new_tokens={max_new_tokens}: must be >= 0")
-        if window not in WINDOWS:
-            raise SettingError(f"window={window!r}: must be one of {', '.join(WINDOWS)}")
-        check_sampling_args(self.config.vocab_size, temperature, top_k, top_p)
+        sampling.check_vocabulary(self.config.vocab_size)
         dtype = self.head.weight.dtype
         cache = KVCache(self.config, idx.size(0), idx.device, dtype) if use_cache else None
         finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
         start = max(0, idx.size(1) - self.config.block_size)  # the window's first token
-        for _ in range(max_new_tokens):
-            moved = self._window_start(idx.size(1), start, window)
+        for _ in range(sampling.max_new_tokens):
+            moved = self._window_start(idx.size(1), start, sampling.window)
             if cache is not None and moved != start:
                 # With absolute positions every kept token now sits at another position, so
                 # every cached key and value is stale: the cache is refilled from the window.
                 cache.reset()
             start = moved
             logits = self._next_logits(idx[:, start:], cache)
-            next_token = sample_next(logits, temperature, top_k, top_p, generator)
+            next_token = sample_next(logits, sampling, generator)
             if stop_token is not None:
                 next_token = next_token.masked_fill(finished, stop_token)
                 finished |= next_token == stop_token

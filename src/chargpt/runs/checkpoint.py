@@ -160,6 +160,8 @@ def _parts(path: Path, checkpoint: object) -> tuple[GPTConfig, CharTokenizer, di
             f"{path} is not a chargpt checkpoint (hyper_parameters needs a model dict and a "
             f"tokenizer with a chars list): {REDO}"
         )
+    # Checkpoints from before `compile` became a training setting hold it among the model's.
+    model = {key: value for key, value in model.items() if key != "compile"}
     try:
         config = GPTConfig(**model)
     except (ConfigError, TypeError) as error:
@@ -218,19 +220,19 @@ def _check_sizes(path: Path, config: GPTConfig, weights: dict[str, Tensor]) -> N
             f"{path}: its model config describes a model that cannot be built "
             f"({str(error).splitlines()[0]}); {REDO}"
         ) from None
-    expected = model.state_dict()
+    # The tensors themselves, not copies: matched by identity, not by name, since GPT saves some
+    # under names of their own (`gpt.SAVED_NAMES`), and a tied matrix, saved twice, counts once.
+    expected = model.state_dict(keep_vars=True)
     _check_names_and_shapes(path, expected, weights)
+    saved = {id(tensor): tensor for tensor in expected.values()}
     stored = _stored_numbers(weights.values())
-    needed = sum(p.numel() for p in model.parameters())
-    needed += sum(b.numel() for name, b in model.named_buffers() if name in expected)
+    needed = sum(tensor.numel() for tensor in saved.values())
     if needed > stored:
         raise CheckpointError(
             f"{path}: its weights share storage: the model would hold {needed} numbers but the "
             f"file stores {stored}; {REDO}"
         )
-    unsaved = sum(
-        b.numel() * b.element_size() for name, b in model.named_buffers() if name not in expected
-    )
+    unsaved = sum(b.numel() * b.element_size() for b in model.buffers() if id(b) not in saved)
     allowed = sum(w.numel() * w.element_size() for w in weights.values())
     if unsaved > allowed + UNSAVED_BUFFER_ALLOWANCE:
         raise CheckpointError(

@@ -7,6 +7,7 @@ files) the validation curve; see README, "Where outputs go". Where a run has no 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import re
@@ -17,7 +18,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from chargpt.runs.layout import RUN_FILE
-from chargpt.runs.record import RunRecord
+from chargpt.runs.record import RESULT_METRICS, Results, RunRecord, logged_results
 
 RUN_MARKERS = (".hydra", RUN_FILE, "csv/metrics.csv")
 INCOMPLETE = "incomplete"  # no run.json: the status is unknown
@@ -25,8 +26,8 @@ NOT_STARTED = "not started"  # a sweep job without a folder yet
 
 
 @dataclass
-class Run:
-    """What one run left behind, in the units the table shows (losses in nats per character)."""
+class Run(Results):
+    """What one run left behind: where, its status and settings, and its results (`Results`)."""
 
     path: Path
     status: str
@@ -38,16 +39,8 @@ class Run:
     partial: bool = False
     # The keys set on the run's command line, in order: the columns people swept.
     overridden: list[str] = field(default_factory=list)
-    num_params: int | None = None
-    best_val_loss: float | None = None
-    tokens_per_s: float | None = None
-    wall_s: float | None = None
     val_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, val/loss)
     label: str = ""
-
-    @property
-    def val_bpc(self) -> float | None:
-        return None if self.best_val_loss is None else self.best_val_loss / math.log(2)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -64,7 +57,14 @@ def load_run_dir(path: Path) -> Run:
         overrides = record.overrides
     else:
         overrides = _read_yaml(path / ".hydra" / "overrides.yaml") or []
-    curve, tokens_per_s = read_metrics(path)
+    curve, last_logged = read_metrics(path)
+    from_logs: dict[str, Any] = logged_results(last_logged)
+    hparams = _read_yaml(path / "csv" / "hparams.yaml")
+    num_params = hparams.get("num_params") if isinstance(hparams, dict) else None
+    if isinstance(num_params, int) and not isinstance(num_params, bool):
+        from_logs["num_params"] = num_params
+    # run.json's figures are the run's own; the logs are the fallback.
+    from_record = record.known_results() if record is not None else {}
     run = Run(
         path=path,
         status=record.status if record else INCOMPLETE,
@@ -72,15 +72,10 @@ def load_run_dir(path: Path) -> Run:
         settings=flatten(config) | choices,
         overridden=[override_key(o) for o in overrides],
         val_curve=curve,
-        tokens_per_s=tokens_per_s,
-        num_params=(_read_yaml(path / "csv" / "hparams.yaml") or {}).get("num_params"),
-        best_val_loss=min((loss for _, loss in curve), default=None),
+        **(from_logs | from_record),
     )
-    if record is not None:  # run.json's figures are the run's own; the logs are the fallback
-        run.num_params = record.num_params or run.num_params
-        run.best_val_loss = _first_known(_finite(record.best_val_loss), run.best_val_loss)
-        run.tokens_per_s = _first_known(record.tokens_per_s, run.tokens_per_s)
-        run.wall_s = record.wall_s
+    if _finite(run.best_val_loss) is None:  # none in run.json, or a diverged run's NaN
+        run.set_best_val_loss(min((loss for _, loss in curve), default=None))
     return run
 
 
@@ -118,32 +113,38 @@ def override_key(override: str) -> str:
     return re.sub(r"^[+~]+", "", override.partition("=")[0])
 
 
-def read_metrics(run_dir: Path) -> tuple[list[tuple[int, float]], float | None]:
-    """The val/loss curve and the last training throughput, from CSV or else TensorBoard files."""
+Metrics = tuple[list[tuple[int, float]], dict[str, float]]
+
+
+def read_metrics(run_dir: Path) -> Metrics:
+    """The val/loss curve, and the last value of each metric a result falls back on (`Results`),
+    from CSV or else TensorBoard files."""
     metrics = run_dir / "csv" / "metrics.csv"
     if metrics.is_file():
         return _read_csv_metrics(metrics)
     events = sorted(run_dir.glob("tensorboard/**/events.out.tfevents.*"))
     if events:
         return _read_tensorboard(events[0].parent)
-    return [], None
+    return [], {}
 
 
-def _read_csv_metrics(path: Path) -> tuple[list[tuple[int, float]], float | None]:
-    curve, tokens_per_s = [], None
+def _read_csv_metrics(path: Path) -> Metrics:
+    curve, last = [], {}
     with open(path, newline="", encoding="utf-8") as file:
         for row in csv.DictReader(file):
             try:  # rows are sparse, and a running job may be rewriting the file
                 if _finite(float(row.get("val/loss") or "nan")) is not None:
                     curve.append((int(row["step"]), float(row["val/loss"])))
-                if row.get("perf/tokens_per_s"):
-                    tokens_per_s = float(row["perf/tokens_per_s"])
             except (TypeError, ValueError):
-                continue
-    return curve, tokens_per_s
+                pass
+            for metric in RESULT_METRICS:
+                with contextlib.suppress(TypeError, ValueError):
+                    if row.get(metric):
+                        last[metric] = float(row[metric])
+    return curve, last
 
 
-def _read_tensorboard(log_dir: Path) -> tuple[list[tuple[int, float]], float | None]:
+def _read_tensorboard(log_dir: Path) -> Metrics:
     # Imported here: tensorboard loads slowly, and only runs with logger=tensorboard need it.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -152,12 +153,8 @@ def _read_tensorboard(log_dir: Path) -> tuple[list[tuple[int, float]], float | N
     tags = events.Tags()["scalars"]
     scalars = events.Scalars("val/loss") if "val/loss" in tags else []
     curve = [(e.step, e.value) for e in scalars if _finite(e.value) is not None]
-    speeds = events.Scalars("perf/tokens_per_s") if "perf/tokens_per_s" in tags else []
-    return curve, (speeds[-1].value if speeds else None)
-
-
-def _first_known(*values: float | None) -> float | None:
-    return next((v for v in values if v is not None), None)
+    last = {metric: events.Scalars(metric)[-1].value for metric in RESULT_METRICS if metric in tags}
+    return curve, last
 
 
 def _finite(value: float | None) -> float | None:

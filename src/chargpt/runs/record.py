@@ -3,6 +3,10 @@
 `run.json` is written when a run starts (status "running") and rewritten when it ends, so a
 half-finished sweep can be told apart from a finished one. The sweep's `summary.csv` is rebuilt
 from its jobs' `run.json` files each time a job ends: parallel jobs never edit a shared file.
+
+A run's results are declared once, as the fields of `Results`, each with its column: run.json's
+keys, summary.csv's columns, and compare's run (`chargpt.runs.read.Run`) and table are made from
+that list, so a new result is one field.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import json
 import math
 import os
 import typing
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import Field, asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,18 +27,116 @@ from chargpt.runs.files import write_atomically
 from chargpt.runs.layout import RUN_FILE, SUMMARY_FILE
 
 STATUSES = ("running", "finished", "failed", "interrupted")
-SUMMARY_COLUMNS = (
-    "job",
-    "status",
-    "overrides",
-    "best_val_loss",
-    "val_bpc",
-    "num_params",
-    "tokens_per_s",
-    "wall_s",
-    "run_dir",
-    "error",
+ABSENT = "-"  # a result compare's table does not know
+
+
+def format_count(count: int) -> str:
+    """1234 -> 1.2K, 110_500 -> 110.5K, 2_340_000 -> 2.34M."""
+    if count >= 1_000_000:
+        return f"{count / 1e6:.2f}M"
+    return f"{count / 1e3:.1f}K" if count >= 1000 else str(count)
+
+
+def format_duration(seconds: float) -> str:
+    """48.6 s, 3m 05s, 2h 01m."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def decimals(digits: int, grouped: bool = False) -> Callable[[float], str]:
+    """A float with `digits` decimals (and thousands separators when `grouped`)."""
+    spec = f"{',' if grouped else ''}.{digits}f"
+    return lambda value: format(value, spec)
+
+
+@dataclass(frozen=True)
+class ResultColumn:
+    """How one result is shown: its heading and text in compare's table, its text in summary.csv,
+    and the logged metric whose last value stands in where run.json lacks the result (a run
+    killed before it wrote one, a wandb folder)."""
+
+    label: str
+    cell: Callable[[Any], str]
+    csv: Callable[[Any], str] = str
+    metric: str | None = None
+
+
+def result(
+    label: str,
+    cell: Callable[[Any], str],
+    csv: Callable[[Any], str] = str,
+    metric: str | None = None,
+) -> Any:
+    """A field of `Results`: unknown (None) until the run reports it."""
+    return field(default=None, metadata={"column": ResultColumn(label, cell, csv, metric)})
+
+
+@dataclass(kw_only=True)
+class Results:
+    """A run's results: each field is a key of run.json, a column of summary.csv (named as the
+    field) and of compare's table (its label), in this order. A new result is one field here.
+
+    Losses are in nats per character, bpc in bits per character; tokens are training tokens
+    (characters), counted over the whole run, validation excluded.
+    """
+
+    num_params: int | None = result("params", format_count)
+    best_val_loss: float | None = result("best val loss", decimals(4), decimals(4))
+    val_bpc: float | None = result("val bpc", decimals(3), decimals(4))
+    test_loss: float | None = result("test loss", decimals(4), decimals(4), "test/loss")
+    tokens_seen: int | None = result("tokens seen", format_count)
+    tokens_per_s: float | None = result(
+        "tokens/s", decimals(0, grouped=True), decimals(0), "perf/tokens_per_s"
+    )
+    wall_s: float | None = result("wall time", format_duration, decimals(1))
+
+    def set_best_val_loss(self, loss: float | None) -> None:
+        self.best_val_loss = loss
+        self.val_bpc = None if loss is None else loss / math.log(2)
+
+    def known_results(self) -> dict[str, Any]:
+        """The results known so far, by field name."""
+        return {
+            name: getattr(self, name) for name in RESULT_NAMES if getattr(self, name) is not None
+        }
+
+    def table_cells(self) -> list[str]:
+        """The results as compare's table shows them, under RESULT_LABELS."""
+        return [_shown(getattr(self, f.name), column.cell, ABSENT) for f, column in RESULTS]
+
+    def csv_cells(self) -> list[str]:
+        """The results as summary.csv holds them, under RESULT_NAMES."""
+        return [_shown(getattr(self, f.name), column.csv, "") for f, column in RESULTS]
+
+
+RESULTS: tuple[tuple[Field, ResultColumn], ...] = tuple(
+    (f, f.metadata["column"]) for f in fields(Results)
 )
+RESULT_NAMES = tuple(f.name for f, _ in RESULTS)
+RESULT_LABELS = tuple(column.label for _, column in RESULTS)
+SUMMARY_COLUMNS = ("job", "status", "overrides", *RESULT_NAMES, "run_dir", "error")
+# The logged metrics whose last values stand in for results: `test/loss`, `perf/tokens_per_s`.
+RESULT_METRICS = tuple(column.metric for _, column in RESULTS if column.metric)
+
+
+def logged_results(last_values: Mapping[str, Any]) -> dict[str, float]:
+    """The results that logged metrics stand in for, from each metric's last value (untrusted:
+    only numbers count)."""
+    found = {}
+    for f, column in RESULTS:
+        value = last_values.get(column.metric) if column.metric else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            found[f.name] = float(value)
+    return found
+
+
+def _shown(value: Any, formatter: Callable[[Any], str], absent: str) -> str:
+    return absent if value is None else formatter(value)
 
 
 def _now() -> str:
@@ -41,21 +144,15 @@ def _now() -> str:
 
 
 @dataclass
-class RunRecord:
-    """The run's identity and outcome, as stored in `run.json`."""
+class RunRecord(Results):
+    """The run's identity, progress and results, as stored in `run.json` (all keys flat)."""
 
     run_dir: str
     overrides: list[str] = field(default_factory=list)
     job_num: int | None = None
     status: str = "running"
     error: str | None = None
-    num_params: int | None = None
     global_step: int = 0
-    best_val_loss: float | None = None
-    val_bpc: float | None = None
-    test_loss: float | None = None
-    tokens_per_s: float | None = None
-    wall_s: float | None = None
     started: str = field(default_factory=_now)
     ended: str | None = None
     wandb_id: str | None = None
@@ -65,7 +162,10 @@ class RunRecord:
         return Path(self.run_dir) / RUN_FILE
 
     def save(self) -> None:
-        write_atomically(self.path, json.dumps(asdict(self), indent=2) + "\n")
+        data = asdict(self)
+        identity_first = sorted(data, key=lambda key: key in RESULT_NAMES)  # a stable sort
+        text = json.dumps({key: data[key] for key in identity_first}, indent=2)
+        write_atomically(self.path, text + "\n")
 
     def end(self, status: str, error: str | None = None) -> None:
         if status not in STATUSES:
@@ -74,10 +174,6 @@ class RunRecord:
         self.error = error
         self.ended = _now()
         self.save()
-
-    def set_best_val_loss(self, loss: float | None) -> None:
-        self.best_val_loss = loss
-        self.val_bpc = None if loss is None else loss / math.log(2)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> RunRecord:
@@ -90,11 +186,11 @@ class RunRecord:
         if not isinstance(data, dict):
             raise ValueError(f"{path} holds JSON {type(data).__name__}, not a run record")
         kinds = _field_kinds()
-        fields = {key: value for key, value in data.items() if key in kinds}
-        for key, value in fields.items():
+        known = {key: value for key, value in data.items() if key in kinds}
+        for key, value in known.items():
             if not _is_field_value(value, *kinds[key]):
                 raise ValueError(f"{path}: {key}={value!r} is not a {kinds[key][0].__name__}")
-        return cls(**fields)
+        return cls(**known)
 
 
 def _field_kinds() -> dict[str, tuple[type, bool]]:
@@ -139,23 +235,7 @@ def write_sweep_summary(sweep_dir: str | os.PathLike) -> list[RunRecord]:
     writer = csv.writer(buffer)
     writer.writerow(SUMMARY_COLUMNS)
     for record in records:
-        writer.writerow(
-            [
-                record.job_num,
-                record.status,
-                " ".join(record.overrides),
-                _fmt(record.best_val_loss),
-                _fmt(record.val_bpc),
-                record.num_params,
-                _fmt(record.tokens_per_s, digits=0),
-                _fmt(record.wall_s, digits=1),
-                record.run_dir,
-                record.error or "",
-            ]
-        )
+        identity = [record.job_num, record.status, " ".join(record.overrides)]
+        writer.writerow([*identity, *record.csv_cells(), record.run_dir, record.error or ""])
     write_atomically(Path(sweep_dir) / SUMMARY_FILE, buffer.getvalue())
     return records
-
-
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "" if value is None else f"{value:.{digits}f}"

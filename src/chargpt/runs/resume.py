@@ -9,6 +9,8 @@ overrides replayed from it may only choose the project's own config options and 
 keys the project's config has. They never name code (`_target_`), add or delete config nodes,
 change Hydra's settings, or move where the run writes; and the composed config of a resumed run
 is checked to instantiate only targets that the project's own `conf/` and `experiments/` name.
+A folder's override of a key that has moved since (`chargpt.runs.renamed`) is replayed under
+its new key; on the command line an old key is refused, naming the new one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from chargpt.errors import ChargptError, one_line
+from chargpt.runs import renamed
 from chargpt.runs.compose import CONF_DIR
 from chargpt.runs.layout import CHECKPOINT_DIR, LAST_CHECKPOINT, OVERRIDES_FILE, WANDB_DIR
 
@@ -45,7 +48,11 @@ class ResumeError(ChargptError):
 
 
 def resume_arguments(args: list[str], outputs_dir: Path = Path("outputs")) -> list[str]:
-    """The command line `args`, completed to resume the run named by its `ckpt_path=`."""
+    """The command line `args`, completed to resume the run named by its `ckpt_path=`.
+
+    Any command line, resuming or not, is refused here if it sets a key that has moved.
+    """
+    renamed.check_overrides(args)
     ckpt_value = _value_of(args, "ckpt_path")
     if ckpt_value in (None, "null"):
         return args
@@ -56,7 +63,7 @@ def resume_arguments(args: list[str], outputs_dir: Path = Path("outputs")) -> li
     if run_dir is None:  # a checkpoint from elsewhere: continue it in a new run folder
         return _replace(args, "ckpt_path", str(checkpoint))
     _check_links_stay_inside(run_dir)
-    replayed = _original_overrides(run_dir)
+    replayed = renamed.translate_overrides(_original_overrides(run_dir))
     _check_replayable(replayed, run_dir / OVERRIDES_FILE, replaced=_keys_of(args))
     completed = [*replayed, *args, f"hydra.run.dir={run_dir}"]
     # Lightning's DDP relaunches run.py for its other processes with an output_subdir of its own.

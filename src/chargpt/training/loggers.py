@@ -1,4 +1,9 @@
-"""Loggers: wandb that goes offline without credentials; CSV metrics that survive a resume."""
+"""Loggers: wandb that goes offline without credentials; CSV metrics that survive a resume.
+
+And what a run does with all of its loggers, in one place: log text samples, close them at the
+end (also after a failure), and say where each one wrote. wandb itself is imported only when a
+WandbLogger is present (its import takes seconds).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,13 @@ import csv
 import io
 import netrc
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
@@ -20,6 +25,7 @@ from chargpt.errors import SettingError
 from chargpt.runs.files import write_atomically
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+LOGGER_KINDS = {CSVLogger: "csv", TensorBoardLogger: "tensorboard", WandbLogger: "wandb"}
 
 
 def has_wandb_credentials() -> bool:
@@ -87,7 +93,11 @@ def forget_rows_from(metrics_file: Path, step: int) -> None:
 
 
 class _AppendingWriter(ExperimentWriter):
-    """Lightning's CSV writer deletes an existing metrics.csv; this one appends to it."""
+    """Lightning's CSV writer deletes an existing metrics.csv; this one appends to it.
+
+    Lightning has no setting for appending: the deletion happens in its private hook
+    `_check_log_dir_exists`, called when the writer is made, so this overrides that hook.
+    """
 
     def _check_log_dir_exists(self) -> None:
         if self._fs.isfile(self.metrics_file_path):
@@ -100,6 +110,8 @@ class ResumableCSVLogger(CSVLogger):
 
     A launch that resumes from step N forgets the earlier rows at step N or later: a run killed
     after its last checkpoint, or resumed from an older one, logged steps that are trained again.
+    `experiment` is CSVLogger's own, with the appending writer: CSVLogger keeps its writer in
+    `_experiment` and offers no setting for another writer.
     """
 
     _launch_logged = False
@@ -118,3 +130,68 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def log_text_samples(loggers: Iterable[Logger], rows: Sequence[Sequence[Any]]) -> None:
+    """Log the samples so far, `[step, text]` rows with the newest last, where text is shown.
+
+    wandb tables cannot be appended to, so wandb gets every row as a new version of the
+    table; TensorBoard gets the newest text at its step.
+    """
+    step, text = rows[-1]
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_text(key="samples", columns=["step", "text"], data=[list(r) for r in rows])
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_text("samples", text, step)
+
+
+def close_loggers(loggers: Iterable[Logger], exit_code: int) -> None:
+    """Flush and finalize every logger and finish the wandb run (failed if exit_code != 0).
+
+    Lightning finalizes loggers only when a stage succeeds; an interrupted run's last metrics
+    would stay unwritten. A finished wandb run lets the next sweep job start a clean one.
+    """
+    loggers = list(loggers)
+    for logger in loggers:
+        logger.finalize("success" if exit_code == 0 else "failed")
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        if wandb.run is not None:  # None: the logger never started its run
+            wandb.finish(exit_code=exit_code)
+
+
+def logger_kind(logger: Logger) -> str:
+    """csv, tensorboard or wandb; another logger's class name."""
+    kinds = LOGGER_KINDS.items()
+    return next((kind for cls, kind in kinds if isinstance(logger, cls)), type(logger).__name__)
+
+
+def wandb_run_id(loggers: Iterable[Logger]) -> str | None:
+    """The wandb run's id, starting the run if it has not started (None without wandb)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            return logger.experiment.id
+    return None
+
+
+def describe_loggers(loggers: Iterable[Logger]) -> list[str]:
+    """A line per logger for the end-of-run report: what it is, and the folder it wrote."""
+    lines = []
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            where = f"{_wandb_run_dir(logger)}  (browse: wandb leet; upload: wandb sync)"
+            lines.append(f"{'wandb run:':<13} {where}")
+        elif logger.log_dir:
+            lines.append(f"{logger_kind(logger) + ':':<13} {logger.log_dir}")
+    return lines
+
+
+def _wandb_run_dir(logger: WandbLogger) -> Path:
+    """The run's own folder (wandb/offline-run-…; `dir` is its files/ folder).
+
+    Training starts the run before it fits (`wandb_run_id`), so `experiment` returns that run,
+    finished or not, rather than starting one.
+    """
+    return Path(logger.experiment.dir).parent

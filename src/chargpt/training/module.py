@@ -20,6 +20,8 @@ class GPTLightningModule(L.LightningModule):
     """Receives plain data only (model config, optimizer and schedule settings, vocabulary).
 
     Those are saved as hyperparameters, so a `.ckpt` alone rebuilds the model and its tokenizer.
+    `compile` (torch.compile the training step) is how this launch trains, not what it trains:
+    it is not saved, and a run may resume with it on or off.
     """
 
     def __init__(
@@ -28,8 +30,10 @@ class GPTLightningModule(L.LightningModule):
         optimizer: dict[str, Any],
         scheduler: dict[str, Any],
         tokenizer: dict[str, Any],
+        compile: bool = False,
     ) -> None:
         super().__init__()
+        check_compile(compile)
         self.model_config = GPTConfig(**model)
         self.optimizer_config = OptimizerConfig(**optimizer)
         self.schedule = ScheduleConfig(**scheduler)
@@ -52,7 +56,7 @@ class GPTLightningModule(L.LightningModule):
         # Only the training step is compiled: evaluation and sampling call the model with other
         # shapes, each of which would recompile. A compiled function, not a compiled submodule,
         # so the weights keep their `model.` names in checkpoints (no `_orig_mod.` prefix).
-        self._training_loss = torch.compile(self._loss) if self.model_config.compile else self._loss
+        self._training_loss = torch.compile(self._loss) if compile else self._loss
         self.training_started = False  # set once Lightning has restored a resumed run's state
 
     def on_train_start(self) -> None:
@@ -62,7 +66,7 @@ class GPTLightningModule(L.LightningModule):
         return self.model(idx, targets)
 
     def training_loss(self, x: Tensor, y: Tensor) -> Tensor:
-        """The mean training loss of a batch, through torch.compile when `model.compile`."""
+        """The mean training loss of a batch, through torch.compile when `compile`."""
         return self._training_loss(x, y)
 
     def _loss(self, x: Tensor, y: Tensor) -> Tensor:
@@ -135,6 +139,11 @@ class GPTLightningModule(L.LightningModule):
         torch.set_rng_state(states["cpu"])
         if "cuda" in states and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def check_compile(compile: object) -> None:
+    if not isinstance(compile, bool):
+        raise SettingError(f"compile={compile!r}: must be true or false")
 
 
 def writes_logs_after(trainer: L.Trainer, step: int) -> bool:

@@ -32,7 +32,7 @@ def resolve_implementation(implementation: str, device_type: str) -> str:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
@@ -72,7 +72,7 @@ class ScheduleConfig:
     `warmup_steps`, when set, fixes it in steps instead.
     """
 
-    decay_steps: int = 2000
+    decay_steps: int  # run.py: trainer.max_steps
     warmup_ratio: float = 0.1
     warmup_steps: int | None = None
     min_lr_ratio: float = 0.1

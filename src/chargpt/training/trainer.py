@@ -17,18 +17,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from chargpt.data.datamodule import CharDataModule
 from chargpt.errors import ChargptError
+from chargpt.runs import renamed
 from chargpt.runs.checkpoint import CheckpointError, load_checkpoint
 from chargpt.runs.compose import CONF_DIR
 from chargpt.training.callbacks.samples import SampleCallback
-from chargpt.training.module import GPTLightningModule
+from chargpt.training.module import GPTLightningModule, check_compile
 from chargpt.training.resume_state import check_training_state
 
 
 def check_settings(cfg: DictConfig) -> None:
     """Fail on a bad setting before any data is read or fetched, and before run.json or wandb."""
     check_top_level_keys(cfg)
+    renamed.check_config(cfg)  # an old key in conf/local or an experiment file
     check_seed(cfg.seed)
     check_accelerator(cfg.trainer.get("accelerator"))
+    check_compile(cfg.compile)
     instantiate(cfg.model, vocab_size=1)  # only the vocabulary waits for the data
     check_trainer_steps(cfg.trainer)
     instantiate(cfg.optimizer, _convert_="all")
@@ -73,7 +76,7 @@ def check_trainer_steps(trainer_cfg: DictConfig) -> None:
     # The training stream is endless: only max_steps ends a run.
     for key, unit in (
         ("max_steps", "number of steps"),
-        ("val_check_interval", "number of optimizer steps between validations"),
+        ("val_every_n_steps", "number of optimizer steps between validations"),
         ("accumulate_grad_batches", "whole number of batches per step (1: no accumulation)"),
         ("log_every_n_steps", "number of optimizer steps between logged metrics"),
     ):
@@ -126,6 +129,7 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> GPTLightningMod
         optimizer=asdict(optimizer_config),
         scheduler=asdict(schedule_config),
         tokenizer=datamodule.tokenizer.to_dict(),
+        compile=cfg.compile,
     )
 
 
@@ -139,16 +143,20 @@ def build_trainer(cfg: DictConfig, module: GPTLightningModule) -> L.Trainer:
         if isinstance(callback, SampleCallback):
             callback.check(module)  # before run.json or wandb is touched
     return instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=loggers or False,
-        val_check_interval=_val_check_batches(cfg.trainer),
+        lightning_trainer_config(cfg.trainer), callbacks=callbacks, logger=loggers or False
     )
 
 
-def _val_check_batches(trainer_cfg: DictConfig) -> int:
-    """trainer.val_check_interval counts optimizer steps; Lightning counts batches."""
-    return trainer_cfg.val_check_interval * trainer_cfg.accumulate_grad_batches
+def lightning_trainer_config(trainer_cfg: DictConfig) -> dict:
+    """`cfg.trainer` as Lightning's Trainer takes it, resolved.
+
+    `val_every_n_steps` counts optimizer steps and is not a Lightning argument: it becomes
+    Lightning's `val_check_interval`, which counts batches.
+    """
+    settings = OmegaConf.to_container(trainer_cfg, resolve=True)
+    steps = settings.pop("val_every_n_steps")
+    settings["val_check_interval"] = steps * settings["accumulate_grad_batches"]
+    return settings
 
 
 def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint:

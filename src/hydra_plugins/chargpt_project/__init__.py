@@ -24,7 +24,14 @@ SCHEME = "chargpt-experiments"
 
 
 class ExperimentsConfigSource(FileConfigSource):
-    """A folder of configs served as the single group `experiment`."""
+    """A folder of configs served as the single group `experiment`.
+
+    Hydra's public `ConfigSource` is abstract; its file-reading implementation (YAML loading,
+    `# @package` headers, listing) is `FileConfigSource`, which Hydra keeps in `_internal`.
+    Subclassing it reuses that reading instead of copying it; only the paths are remapped.
+    A Hydra upgrade that moves it fails at import, and tests/test_config.py composes
+    `experiment=…` to catch that.
+    """
 
     @staticmethod
     def scheme() -> str:

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from chargpt.data.datamodule import CharDataModule
 from chargpt.errors import one_line, user_error
+from chargpt.model.parameters import num_parameters
 from chargpt.runs.checkpoint import CheckpointError
 from chargpt.runs.files import RunBusyError, run_lock
 from chargpt.runs.launch import discard_unused_folder
@@ -123,7 +124,7 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     _fill_run_identity(cfg, record)
     trainer = build_trainer(cfg, module)
     loggers = trainer.loggers
-    record.num_params = module.model.num_parameters()
+    record.num_params = num_parameters(module.model)
     record.save()
     best = best_checkpoint(trainer)
     try:

@@ -15,6 +15,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from chargpt.analyze.__main__ import main
 from chargpt.analyze.estimates import compare_tying, count_parameters, estimate_memory
 from chargpt.model import GPT, GPTConfig
+from chargpt.model.parameters import num_parameters
 
 SIZE_DIR = Path(__file__).resolve().parents[2] / "conf" / "model" / "size"
 PRESETS = sorted(p.stem for p in SIZE_DIR.glob("*.yaml"))
@@ -44,14 +45,14 @@ def test_parameter_figures_match_the_model(preset, tie_weights, norm, mlp, pos_e
     )
     model = GPT(config)
     counted = count_parameters(config)
-    assert counted.total == model.num_parameters()
-    assert sum(counted.components.values()) == model.num_parameters()
+    assert counted.total == num_parameters(model)
+    assert sum(counted.components.values()) == num_parameters(model)
     tying = compare_tying(config)
     assert tying.saving == VOCAB * config.d_model
-    assert (tying.tied if tie_weights else tying.untied).total == model.num_parameters()
+    assert (tying.tied if tie_weights else tying.untied).total == num_parameters(model)
     memory = estimate_memory(config, batch_size=4)
-    assert memory.parameters == memory.gradients == 4 * model.num_parameters()
-    assert memory.optimizer == 2 * 4 * model.num_parameters()
+    assert memory.parameters == memory.gradients == 4 * num_parameters(model)
+    assert memory.optimizer == 2 * 4 * num_parameters(model)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -60,7 +61,7 @@ def test_post_norm_has_no_final_norm_parameters(preset):
     pre = count_parameters(preset_config(preset, norm_position="pre"))
     post = count_parameters(config)
     assert pre.components["norms"] - post.components["norms"] == 2 * config.d_model  # w + b
-    assert post.total == GPT(config).num_parameters()
+    assert post.total == num_parameters(GPT(config))
 
 
 def saved_tensor_bytes(model: GPT, batch: int, context: int, autocast: bool) -> int:
@@ -149,7 +150,7 @@ def test_cli_analyses_every_preset_prints_tables_and_writes_plots(tmp_path, monk
     for entry in summary["configs"]:
         config = GPTConfig(**entry["model"])
         assert config.vocab_size == 65 and config.tie_weights
-        assert entry["parameters"]["tied"]["total"] == GPT(config).num_parameters()
+        assert entry["parameters"]["tied"]["total"] == num_parameters(GPT(config))
         assert f"{entry['parameters']['tied']['total']:,}" in out
     for title in ("Parameters by component", "Training memory", "against context length"):
         assert title in out
@@ -169,7 +170,7 @@ def test_cli_takes_run_py_overrides_for_one_config(tmp_path, monkeypatch):
     assert (entry["batch_size"], entry["precision"]) == (64, "bf16-mixed")
     expected = estimate_memory(config, 64, precision="bf16-mixed")
     assert entry["memory"]["total"] == expected.total
-    assert entry["memory"]["parameters"] == 4 * GPT(config).num_parameters()
+    assert entry["memory"]["parameters"] == 4 * num_parameters(GPT(config))
     assert entry["memory"]["weight_copies"] > 0
     assert list(entry["by_context"]) == ["32", "64", "128"]  # the config's block_size added
 

@@ -7,6 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from chargpt.model import GPT, GPTConfig
+from chargpt.model.parameters import num_parameters, parameter_breakdown
 from chargpt.model.sampling import SamplingConfig
 
 VARIANTS = list(
@@ -57,7 +58,7 @@ def test_tied_head_shares_storage_and_counts_once():
     untied = GPT(tiny_config(tie_weights=False))
     assert tied.head.weight.data_ptr() == tied.token_embedding.weight.data_ptr()
     assert untied.head.weight.data_ptr() != untied.token_embedding.weight.data_ptr()
-    assert untied.num_parameters() - tied.num_parameters() == 11 * 16
+    assert num_parameters(untied) - num_parameters(tied) == 11 * 16
     # A step through the head moves the embedding too: it is one tensor.
     tied.head.weight.data[0, 0] = 42.0
     assert tied.token_embedding.weight[0, 0].item() == 42.0
@@ -119,16 +120,16 @@ def test_preset_parameter_counts_match_the_formula(preset, tied):
             tie_weights=tied,
         )
     )
-    assert model.num_parameters() == expected_parameters(65, 64, n_layer, d_model, tied=tied)
+    assert num_parameters(model) == expected_parameters(65, 64, n_layer, d_model, tied=tied)
 
 
 @pytest.mark.parametrize(("norm_position", "norm", "mlp", "pos_encoding"), VARIANTS)
 def test_breakdown_adds_up_for_every_variant(norm_position, norm, mlp, pos_encoding):
     variant = dict(norm_position=norm_position, norm=norm, mlp=mlp, pos_encoding=pos_encoding)
     model = GPT(tiny_config(**variant))
-    breakdown = model.parameter_breakdown()
-    assert sum(breakdown.values()) == model.num_parameters()
-    assert model.num_parameters() == expected_parameters(11, 16, 2, 16, **variant)
+    breakdown = parameter_breakdown(model)
+    assert sum(breakdown.values()) == num_parameters(model)
+    assert num_parameters(model) == expected_parameters(11, 16, 2, 16, **variant)
     assert breakdown["head"] == 0  # tied: counted with the token embedding
     assert breakdown["token_embedding"] == 11 * 16
     assert breakdown["position_embedding"] == (16 * 16 if pos_encoding == "learned" else 0)

@@ -1,6 +1,6 @@
 """What a GPT config costs: parameters by component, and the memory one training step needs.
 
-Parameters are counted by the model itself (`GPT.parameter_breakdown`), built on the meta device so
+Parameters are counted by `chargpt.model.parameters` on a model built on the meta device, so
 that no weights are allocated. Memory is estimated from a list of what the implementation keeps:
 
 - parameters, gradients and AdamW's two states (exp_avg, exp_avg_sq) are 4-byte fp32 numbers, also
@@ -38,8 +38,8 @@ from torch import nn
 
 from chargpt.errors import SettingError
 from chargpt.model import GPT, GPTConfig
+from chargpt.model.parameters import parameter_breakdown
 
-COMPONENTS = ("token_embedding", "position_embedding", "attention", "mlp", "norms", "head")
 FP32_BYTES = 4
 INDEX_BYTES = 8  # token ids and targets are int64
 MASK_BYTES = 1
@@ -63,7 +63,7 @@ def count_parameters(config: GPTConfig) -> ParameterCount:
     with torch.device("meta"):
         model = GPT(config)
     linear_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
-    return ParameterCount(model.parameter_breakdown(), linear_weights)
+    return ParameterCount(parameter_breakdown(model), linear_weights)
 
 
 @dataclass(frozen=True)

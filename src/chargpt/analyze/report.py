@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from chargpt.analyze.estimates import (
-    COMPONENTS,
     MemoryEstimate,
     TyingComparison,
     compare_tying,
@@ -14,6 +13,7 @@ from chargpt.analyze.estimates import (
 )
 from chargpt.cli import Table, to_markdown
 from chargpt.model import GPTConfig
+from chargpt.model.parameters import COMPONENTS
 
 COMPONENT_LABELS = {
     "token_embedding": "token emb",

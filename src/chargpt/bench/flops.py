@@ -16,11 +16,12 @@ so MFU is comparable with theirs.
 from __future__ import annotations
 
 from chargpt.model import GPT
+from chargpt.model.parameters import parameter_breakdown
 
 
 def matmul_parameters(model: GPT) -> int:
     """N above: attention and MLP weights (biases included) plus the head's vocab×d_model."""
-    breakdown = model.parameter_breakdown()
+    breakdown = parameter_breakdown(model)
     config = model.config
     return breakdown["attention"] + breakdown["mlp"] + config.vocab_size * config.d_model
 

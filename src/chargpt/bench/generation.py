@@ -27,6 +27,7 @@ from chargpt.bench.hardware import synchronize
 from chargpt.cli import Table, to_markdown
 from chargpt.errors import SettingError
 from chargpt.model import GPT, GPTConfig
+from chargpt.model.parameters import num_parameters
 from chargpt.model.sampling import WINDOWS, SamplingConfig
 from chargpt.runs.compose import CONF_DIR
 
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         for n in args.new_tokens
     ]
     print(
-        f"{args.size} preset ({model.num_parameters():,} parameters), block_size "
+        f"{args.size} preset ({num_parameters(model):,} parameters), block_size "
         f"{config.block_size}, prompt {args.prompt_length} token(s), batch {args.batch_size}, "
         f"{args.device}, {torch.get_num_threads()} thread(s), {args.repeats} repeats "
         "interleaved (cached, uncached, ...)\n"

@@ -30,6 +30,7 @@ from chargpt.bench.hardware import Peak, describe_machine, peak_flops
 from chargpt.bench.loops import LOOP_DESCRIPTIONS, LOOPS, Block, make_runner
 from chargpt.bench.workload import Workload
 from chargpt.cli import Table, to_markdown
+from chargpt.model.parameters import num_parameters
 from chargpt.runs.sweep import expand_sweep
 
 MIB = 2**20
@@ -163,7 +164,7 @@ def summarize(workload: Workload, loop: str, blocks: list[Block], peak: Peak) ->
         context=workload.datamodule.block_size,
         precision=str(workload.cfg.trainer.precision),
         compile=bool(workload.cfg.compile),
-        params=module.model.num_parameters(),
+        params=num_parameters(module.model),
         matmul_params=matmul_parameters(module.model),
         tokens_per_step=workload.tokens_per_step,
         median_ms=1000 * median,

@@ -238,24 +238,6 @@ class GPT(nn.Module):
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return logits, loss
 
-    def num_parameters(self) -> int:
-        """Trainable parameters; a tied embedding/head matrix counts once."""
-        return sum(p.numel() for p in self.parameters())
-
-    def parameter_breakdown(self) -> dict[str, int]:
-        """Parameters per component; they add up to `num_parameters()` (a tied head counts 0)."""
-        components = {
-            "token_embedding": 0,
-            "position_embedding": 0,
-            "attention": 0,
-            "mlp": 0,
-            "norms": 0,
-            "head": 0,
-        }
-        for name, p in self.named_parameters():  # shared parameters are listed once
-            components[_component_of(name)] += p.numel()
-        return components
-
     @torch.no_grad()
     def generate(
         self,
@@ -320,17 +302,3 @@ class GPT(nn.Module):
         if cache is None:
             return self(context)[0][:, -1]
         return self(context[:, cache.length :], cache=cache)[0][:, -1]
-
-
-def _component_of(parameter_name: str) -> str:
-    if parameter_name.startswith("token_embedding"):
-        return "token_embedding"
-    if parameter_name.startswith("position_embedding"):
-        return "position_embedding"
-    if parameter_name.startswith("head"):
-        return "head"
-    if ".attn." in parameter_name:
-        return "attention"
-    if ".mlp." in parameter_name:
-        return "mlp"
-    return "norms"

@@ -26,15 +26,26 @@ MAY_IMPORT = {
 }
 
 
-def project_imports(path: Path) -> set[str]:
-    """The chargpt modules a file imports, at its top or inside functions."""
+def project_imports(path: Path, package: str = "chargpt") -> set[str]:
+    """The chargpt modules a file imports, at its top or inside functions.
+
+    `package` is the file's own package (`chargpt.model`), against which relative imports
+    (`from ..train import x`) resolve.
+    """
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            names.add(".".join([*base, *([node.module] if node.module else [])]))
     return {name for name in names if name.split(".")[0] == "chargpt"}
+
+
+def package_of(path: Path) -> str:
+    return ".".join(["chargpt", *path.parent.relative_to(PACKAGE).parts])
 
 
 def library_files(package: str) -> list[Path]:
@@ -44,7 +55,7 @@ def library_files(package: str) -> list[Path]:
 @pytest.mark.parametrize("package", sorted(MAY_IMPORT))
 def test_library_packages_import_no_command_and_nothing_above_them(package):
     for path in library_files(package):
-        for module in project_imports(path):
+        for module in project_imports(path, package_of(path)):
             top = module.split(".")[1] if "." in module else ""
             assert top not in COMMANDS, f"{path.relative_to(PACKAGE)} imports the command {module}"
             assert top in MAY_IMPORT[package] | {"errors"}, (
@@ -56,6 +67,8 @@ def test_the_layering_check_sees_a_command_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from chargpt.train import run_job\n")
     assert project_imports(bad) == {"chargpt.train"}
+    bad.write_text("from ..train import run_job\nfrom . import gpt\n")
+    assert project_imports(bad, "chargpt.model") == {"chargpt.train", "chargpt.model"}
 
 
 def test_every_module_is_a_command_or_in_a_library_package():

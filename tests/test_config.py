@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,10 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from chargpt.errors import SettingError
+from chargpt.model.sampling import SamplingConfig
 from chargpt.runs.compose import compose_config
-from chargpt.training.trainer import check_settings, lightning_trainer_config
+from chargpt.training.callbacks.samples import SampleCallback
+from chargpt.training.trainer import check_precision, check_settings, lightning_trainer_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -139,6 +142,8 @@ def own_defaults(target: str) -> dict[str, Any] | None:
     that keeps its parent's `__init__`): those defaults are theirs, and the YAML may differ.
     """
     obj = get_object(target)
+    if obj in SETTINGS_OF:  # takes **settings: the dataclass that holds them declares them
+        return {f.name: f.default for f in dataclasses.fields(SETTINGS_OF[obj])}
     function = obj.__init__ if isinstance(obj, type) else obj
     if not getattr(function, "__module__", "").startswith("chargpt."):
         return None
@@ -147,6 +152,10 @@ def own_defaults(target: str) -> dict[str, Any] | None:
         for name, parameter in inspect.signature(function).parameters.items()
         if parameter.default is not inspect.Parameter.empty
     }
+
+
+# Targets whose keyword arguments are a settings dataclass's fields.
+SETTINGS_OF = {SampleCallback: SamplingConfig}
 
 
 def plain(value: Any) -> Any:
@@ -201,3 +210,15 @@ def test_yaml_values_and_signature_defaults_are_one_source(tmp_path):
                 )
     assert not disagreements
     assert conf_targets() <= seen  # every chargpt target of conf/ was checked
+
+
+@pytest.mark.parametrize("precision", ["bogus", "bf16-mix", True, 8])
+def test_an_unknown_precision_is_one_line(tmp_path, precision):
+    cfg = compose_train(tmp_path, [f"trainer.precision={str(precision).lower()}"])
+    with pytest.raises(SettingError, match=r"trainer\.precision=.*must be one of 32-true"):
+        check_settings(cfg)
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "16-mixed", "32", "bf16"])
+def test_lightnings_precisions_are_accepted(tmp_path, precision):
+    check_precision(compose_train(tmp_path, [f"trainer.precision={precision}"]).trainer.precision)

@@ -1,6 +1,9 @@
-"""Wiring: build the data, model, callbacks, loggers and Trainer from a Hydra config; train.
+"""The train command's story: `run_job` around `train(cfg)`.
 
-`run.py` is the command-line entry point; this module holds the work so tests can call it directly.
+`train` checks the settings, builds the data, the module and the Trainer (`chargpt.training.
+trainer`, which the benchmark uses too), trains, tests and reports. `run_job`, the task `run.py`
+runs, holds the policy around it: the run folder's lock, run.json, one-line errors and exit codes,
+what an interrupted or failed run leaves behind.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from chargpt.training.callbacks.interrupt import INTERRUPTIONS, TrainingInterrup
 from chargpt.training.callbacks.throughput import TrainingThroughput
 from chargpt.training.loggers import close_loggers, describe_loggers, wandb_run_id
 from chargpt.training.matmul import set_matmul_precision
+from chargpt.training.module import GPTLightningModule
 from chargpt.training.trainer import (
     best_checkpoint,
     build_module,
@@ -107,6 +111,32 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     `record` (run.json) is started once the settings and data are known to be good.
     """
     record = record or _new_record(cfg)
+    datamodule, module = _prepare(cfg)
+    _fill_run_identity(cfg, record)
+    trainer = build_trainer(cfg, module)
+    record.num_params = num_parameters(module.model)
+    record.save()
+    best = best_checkpoint(trainer)
+    try:
+        _log_run_config(cfg, trainer, record)
+        # weights_only: a checkpoint is plain data; loading one never runs pickled code.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        _fill_outcome(record, trainer, best)
+        if cfg.test_after_training:
+            record.test_loss = _test_loss(trainer, module, datamodule, best)
+    except BaseException as error:
+        _fill_outcome(record, trainer, best)
+        close_loggers(trainer.loggers, exit_code=1)
+        _raise_restore_failure(cfg, module, error)
+        raise
+    close_loggers(trainer.loggers, exit_code=0)
+    if rank_zero_only.rank == 0:
+        _report(cfg, best, trainer.loggers)
+    return math.nan if best.best_model_score is None else float(best.best_model_score)
+
+
+def _prepare(cfg: DictConfig) -> tuple[CharDataModule, GPTLightningModule]:
+    """Check the settings (and a resumed run's folder and checkpoint), then build data and model."""
     if cfg.ckpt_path:  # a run folder is untrusted: it names no code, writes nowhere else
         check_targets(cfg)
         check_write_locations(cfg)
@@ -121,46 +151,43 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     module = build_module(cfg, datamodule)
     if cfg.ckpt_path:
         check_resumable(cfg.ckpt_path, module)
-    _fill_run_identity(cfg, record)
-    trainer = build_trainer(cfg, module)
-    loggers = trainer.loggers
-    record.num_params = num_parameters(module.model)
-    record.save()
-    best = best_checkpoint(trainer)
-    try:
-        run_config = OmegaConf.to_container(cfg, resolve=True)
-        run_config["num_params"] = record.num_params
-        for logger in loggers:
-            logger.log_hyperparams(run_config)
-        record.wandb_id = wandb_run_id(loggers)
-        record.save()  # a killed run can still be resumed into its wandb run
-        # weights_only: a checkpoint is plain data; loading one never runs pickled code.
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-        _fill_outcome(record, trainer, best)
-        if cfg.test_after_training:
-            results = trainer.test(
-                module,
-                datamodule=datamodule,
-                ckpt_path=best.best_model_path or None,
-                weights_only=True,
-            )
-            record.test_loss = results[0].get("test/loss") if results else None
-    except BaseException as error:
-        _fill_outcome(record, trainer, best)
-        close_loggers(loggers, exit_code=1)
-        restoring = cfg.ckpt_path and not module.training_started
-        if restoring and isinstance(error, Exception) and user_error(error) is None:
-            # Lightning failed to restore a part the checks above do not cover (its loops).
-            raise CheckpointError(
-                f"resuming from {cfg.ckpt_path} failed before training started "
-                f"({type(error).__name__}: {one_line(error)}); resume from another "
-                "checkpoint (HYDRA_FULL_ERROR=1 shows the traceback)"
-            ) from error
-        raise
-    close_loggers(loggers, exit_code=0)
-    if rank_zero_only.rank == 0:
-        _report(cfg, best, loggers)
-    return math.nan if best.best_model_score is None else float(best.best_model_score)
+    return datamodule, module
+
+
+def _log_run_config(cfg: DictConfig, trainer: L.Trainer, record: RunRecord) -> None:
+    """The resolved config (and the parameter count) to every logger; the wandb id to run.json."""
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    run_config["num_params"] = record.num_params
+    for logger in trainer.loggers:
+        logger.log_hyperparams(run_config)
+    record.wandb_id = wandb_run_id(trainer.loggers)
+    record.save()  # a killed run can still be resumed into its wandb run
+
+
+def _test_loss(
+    trainer: L.Trainer,
+    module: GPTLightningModule,
+    datamodule: CharDataModule,
+    best: ModelCheckpoint,
+) -> float | None:
+    """The best checkpoint's loss on the test split."""
+    results = trainer.test(
+        module, datamodule=datamodule, ckpt_path=best.best_model_path or None, weights_only=True
+    )
+    return results[0].get("test/loss") if results else None
+
+
+def _raise_restore_failure(
+    cfg: DictConfig, module: GPTLightningModule, error: BaseException
+) -> None:
+    """Lightning failed to restore a part the checks do not cover (its loops): one clear line."""
+    restoring = cfg.ckpt_path and not module.training_started
+    if restoring and isinstance(error, Exception) and user_error(error) is None:
+        raise CheckpointError(
+            f"resuming from {cfg.ckpt_path} failed before training started "
+            f"({type(error).__name__}: {one_line(error)}); resume from another "
+            "checkpoint (HYDRA_FULL_ERROR=1 shows the traceback)"
+        ) from error
 
 
 def _fill_run_identity(cfg: DictConfig, record: RunRecord) -> None:
@@ -235,7 +262,7 @@ def _fill_outcome(record: RunRecord, trainer: L.Trainer, best: ModelCheckpoint) 
     for callback in trainer.callbacks:
         if isinstance(callback, TrainingThroughput) and callback.tokens_per_s is not None:
             # The whole run's figures: the callback's count and time survive a resume.
-            record.tokens_seen = callback.tokens_seen
+            record.tokens_seen = callback.tokens_seen if callback.counts_whole_run else None
             record.tokens_per_s = callback.tokens_per_s
 
 

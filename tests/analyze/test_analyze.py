@@ -196,6 +196,8 @@ def test_cli_dimension_overrides_describe_one_custom_config(tmp_path, monkeypatc
         (["trainer.precision=16-true"], "trainer.precision='16-true'"),
         (["--contexts", "0,64"], "must be positive"),
         (["--bogus"], "--bogus"),
+        (["model.compile=true"], "model.compile is now compile"),
+        (["trainer.val_check_interval=5"], "is now trainer.val_every_n_steps"),
     ],
 )
 def test_cli_bad_argument_is_one_line_and_non_zero(tmp_path, monkeypatch, capsys, argv, message):

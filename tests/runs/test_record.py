@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import typing
 
@@ -84,3 +85,24 @@ def test_the_lock_never_follows_a_link(tmp_path):
     with pytest.raises(RunBusyError, match="cannot lock"), run_lock(tmp_path):
         pass
     assert (tmp_path / "elsewhere").read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"wall_s": Infinity', {"wall_s": None}),
+        ('"best_val_loss": NaN', {"best_val_loss": None, "val_bpc": None}),
+        ('"best_val_loss": 2.0, "val_bpc": 1', {"val_bpc": 2.0 / math.log(2)}),
+    ],
+)
+def test_results_that_are_not_finite_numbers_are_unknown(tmp_path, text, expected):
+    (tmp_path / "run.json").write_text(f'{{"run_dir": "x", {text}}}')
+    record = RunRecord.load(tmp_path)
+    assert {key: getattr(record, key) for key in expected} == expected
+
+
+@pytest.mark.parametrize("key", ["tokens_seen", "num_params", "wall_s"])
+def test_a_number_too_large_for_any_run_is_not_a_record(tmp_path, key):
+    (tmp_path / "run.json").write_text(f'{{"run_dir": "x", "{key}": {10**400}}}')
+    with pytest.raises(ValueError, match=key):
+        RunRecord.load(tmp_path)

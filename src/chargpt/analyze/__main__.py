@@ -32,6 +32,7 @@ from chargpt.analyze.report import all_tables, analyze_config, markdown_report, 
 from chargpt.cli import print_table, run_command, wide_console
 from chargpt.errors import OneLineArgumentParser, SettingError
 from chargpt.model import GPTConfig
+from chargpt.runs import renamed
 from chargpt.runs.compose import CONF_DIR
 
 PROG = "chargpt.analyze"
@@ -82,6 +83,7 @@ class Setup:
 def compose_setups(overrides: list[str], conf_dir: Path) -> list[Setup]:
     if not (conf_dir / "train.yaml").is_file():
         raise SettingError(f"{conf_dir}: no train.yaml; pass the project's conf folder")
+    renamed.check_overrides(overrides)  # one line naming the new key, not Hydra's error
     names, rest = _size_choices(overrides, conf_dir)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
@@ -125,6 +127,7 @@ def _with_size(overrides: list[str], name: str | None) -> list[str]:
 
 
 def _setup(name: str, cfg: DictConfig) -> Setup:
+    renamed.check_config(cfg)  # an old key in conf/local or an experiment file
     if OmegaConf.is_missing(cfg.model, "vocab_size"):
         with open_dict(cfg):
             cfg.model.vocab_size = DEFAULT_VOCAB_SIZE

@@ -26,7 +26,7 @@ that no weights are allocated. Memory is estimated from a list of what the imple
 
 Not counted: temporary buffers during a kernel, the allocator's fragmentation, the CUDA context.
 Run with dropout 0 on a CPU in float32 or bfloat16 autocast, the saved tensors add up to these
-activations exactly (tests/test_analyze.py measures them).
+activations exactly (tests/analyze/test_analyze.py measures them).
 """
 
 from __future__ import annotations

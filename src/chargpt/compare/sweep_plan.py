@@ -13,10 +13,10 @@ from pathlib import Path
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
+from chargpt.runs.layout import SWEEP_FILE
 from chargpt.runs.read import NOT_STARTED, Run, override_key
 from chargpt.runs.sweep import expand_sweep
 
-SWEEP_FILE = "multirun.yaml"
 # The basic sweeper's `_target_`, as multirun.yaml names it (a name only: nothing is imported).
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 JOB_SUBDIR = "${hydra.job.num}"

@@ -34,6 +34,7 @@ NOISE = (
     "logger.wandb.name",
     "logger.wandb.group",
     "callbacks.*.dirpath",
+    "*._target_",  # the code a node builds: its module moves, the experiment does not
     "trainer.default_root_dir",
 )
 EXPERIMENT = "experiment"  # the group of experiments/*.yaml, which may set any key

@@ -19,7 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from chargpt.runs.layout import CHECKPOINT_DIR, LAUNCH_FILES, SUMMARY_FILE
+from chargpt.runs.layout import CHECKPOINT_DIR, HYDRA_DIR, LAUNCH_FILES, SUMMARY_FILE
 from chargpt.runs.record import write_sweep_summary
 
 # The folders this launch is about to create (the run's folder and missing parents), deepest
@@ -58,7 +58,7 @@ def discard_unused_folder(run_dir: Path) -> None:
         return
     entries = list(run_dir.iterdir())
     logs_empty = all(p.stat().st_size == 0 for p in entries if p.suffix == ".log")
-    hydra = run_dir / ".hydra"
+    hydra = run_dir / HYDRA_DIR
     hydra_only = not hydra.exists() or all(p.suffix == ".yaml" for p in hydra.iterdir())
     if not ({p.name for p in entries} <= LAUNCH_FILES and logs_empty and hydra_only):
         return

@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HYDRA_DIR = ".hydra"
+RESUMED_PREFIX = "resumed-"  # .hydra/resumed-<time>/: the record of a launch that resumed
 CONFIG_FILE = Path(HYDRA_DIR) / "config.yaml"
 HYDRA_FILE = Path(HYDRA_DIR) / "hydra.yaml"
 OVERRIDES_FILE = Path(HYDRA_DIR) / "overrides.yaml"

@@ -17,10 +17,17 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from chargpt.runs.layout import RUN_FILE
+from chargpt.runs.layout import (
+    CONFIG_FILE,
+    HPARAMS_FILE,
+    HYDRA_FILE,
+    METRICS_FILE,
+    OVERRIDES_FILE,
+    TENSORBOARD_DIR,
+)
 from chargpt.runs.record import RESULT_METRICS, Results, RunRecord, logged_results
+from chargpt.runs.renamed import RENAMED
 
-RUN_MARKERS = (".hydra", RUN_FILE, "csv/metrics.csv")
 INCOMPLETE = "incomplete"  # no run.json: the status is unknown
 NOT_STARTED = "not started"  # a sweep job without a folder yet
 
@@ -43,23 +50,16 @@ class Run(Results):
     label: str = ""
 
 
-def is_run_dir(path: Path) -> bool:
-    return any((path / marker).exists() for marker in RUN_MARKERS)
-
-
 def load_run_dir(path: Path) -> Run:
     """A run folder: run.json for the outcome, .hydra for the settings, metrics for the curve."""
     record = _read_record(path)
-    config = _read_yaml(path / ".hydra" / "config.yaml") or {}
-    hydra = (_read_yaml(path / ".hydra" / "hydra.yaml") or {}).get("hydra", {})
+    config = _read_yaml(path / CONFIG_FILE) or {}
+    hydra = (_read_yaml(path / HYDRA_FILE) or {}).get("hydra", {})
     choices = hydra.get("runtime", {}).get("choices", {})
-    if record is not None:
-        overrides = record.overrides
-    else:
-        overrides = _read_yaml(path / ".hydra" / "overrides.yaml") or []
+    overrides = record.overrides if record else _read_yaml(path / OVERRIDES_FILE) or []
     curve, last_logged = read_metrics(path)
     from_logs: dict[str, Any] = logged_results(last_logged)
-    hparams = _read_yaml(path / "csv" / "hparams.yaml")
+    hparams = _read_yaml(path / HPARAMS_FILE)
     num_params = hparams.get("num_params") if isinstance(hparams, dict) else None
     if isinstance(num_params, int) and not isinstance(num_params, bool):
         from_logs["num_params"] = num_params
@@ -69,14 +69,23 @@ def load_run_dir(path: Path) -> Run:
         path=path,
         status=record.status if record else INCOMPLETE,
         error=record.error if record else None,
-        settings=flatten(config) | choices,
-        overridden=[override_key(o) for o in overrides],
+        settings=_current_keys(flatten(config)) | choices,
+        overridden=[_current_key(override_key(o)) for o in overrides],
         val_curve=curve,
         **(from_logs | from_record),
     )
     if _finite(run.best_val_loss) is None:  # none in run.json, or a diverged run's NaN
         run.set_best_val_loss(min((loss for _, loss in curve), default=None))
     return run
+
+
+def _current_key(key: str) -> str:
+    """A setting's key today: a run folder written before a key moved still compares."""
+    return RENAMED[key][0] if key in RENAMED else key
+
+
+def _current_keys(settings: dict[str, Any]) -> dict[str, Any]:
+    return {_current_key(key): value for key, value in settings.items()}
 
 
 def _read_record(path: Path) -> RunRecord | None:
@@ -119,10 +128,10 @@ Metrics = tuple[list[tuple[int, float]], dict[str, float]]
 def read_metrics(run_dir: Path) -> Metrics:
     """The val/loss curve, and the last value of each metric a result falls back on (`Results`),
     from CSV or else TensorBoard files."""
-    metrics = run_dir / "csv" / "metrics.csv"
+    metrics = run_dir / METRICS_FILE
     if metrics.is_file():
         return _read_csv_metrics(metrics)
-    events = sorted(run_dir.glob("tensorboard/**/events.out.tfevents.*"))
+    events = sorted(run_dir.glob(f"{TENSORBOARD_DIR}/**/events.out.tfevents.*"))
     if events:
         return _read_tensorboard(events[0].parent)
     return [], {}

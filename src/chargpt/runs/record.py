@@ -190,7 +190,15 @@ class RunRecord(Results):
         for key, value in known.items():
             if not _is_field_value(value, *kinds[key]):
                 raise ValueError(f"{path}: {key}={value!r} is not a {kinds[key][0].__name__}")
-        return cls(**known)
+        # A result that is not a finite number (a diverged run's NaN loss) is not known.
+        for key in RESULT_NAMES:
+            value = known.get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                known[key] = None
+        record = cls(**known)
+        if record.best_val_loss is not None:
+            record.set_best_val_loss(record.best_val_loss)  # bpc follows from it, not the file
+        return record
 
 
 def _field_kinds() -> dict[str, tuple[type, bool]]:
@@ -204,14 +212,19 @@ def _field_kinds() -> dict[str, tuple[type, bool]]:
     return kinds
 
 
+MAX_NUMBER = 2**63  # no count or figure of a run is larger; a longer one is not a record's
+
+
 def _is_field_value(value: Any, kind: type, nullable: bool) -> bool:
     """Whether run.json's `value` fits a field (a float may be written as a whole number)."""
     if value is None:
         return nullable
     if isinstance(value, bool):
         return False
-    if kind is float:
-        return isinstance(value, int | float)
+    if kind is float:  # a float beyond the finite ones becomes unknown; a huge int never fits
+        return isinstance(value, float) or (isinstance(value, int) and abs(value) <= MAX_NUMBER)
+    if kind is int:
+        return isinstance(value, int) and abs(value) <= MAX_NUMBER
     if kind is list:
         return isinstance(value, list) and all(isinstance(item, str) for item in value)
     return isinstance(value, kind)

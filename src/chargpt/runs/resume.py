@@ -31,7 +31,14 @@ from omegaconf import DictConfig, OmegaConf
 from chargpt.errors import ChargptError, one_line
 from chargpt.runs import renamed
 from chargpt.runs.compose import CONF_DIR
-from chargpt.runs.layout import CHECKPOINT_DIR, LAST_CHECKPOINT, OVERRIDES_FILE, WANDB_DIR
+from chargpt.runs.layout import (
+    CHECKPOINT_DIR,
+    HYDRA_DIR,
+    LAST_CHECKPOINT,
+    OVERRIDES_FILE,
+    RESUMED_PREFIX,
+    WANDB_DIR,
+)
 
 LAST = "last"
 EXPERIMENTS_DIR = CONF_DIR.parent / "experiments"
@@ -63,13 +70,15 @@ def resume_arguments(args: list[str], outputs_dir: Path = Path("outputs")) -> li
     if run_dir is None:  # a checkpoint from elsewhere: continue it in a new run folder
         return _replace(args, "ckpt_path", str(checkpoint))
     _check_links_stay_inside(run_dir)
-    replayed = renamed.translate_overrides(_original_overrides(run_dir))
-    _check_replayable(replayed, run_dir / OVERRIDES_FILE, replaced=_keys_of(args))
+    original = _original_overrides(run_dir)
+    # Checked as the folder holds them, so a refusal quotes the file; then under today's keys.
+    _check_replayable(original, run_dir / OVERRIDES_FILE, replaced=_keys_of(args))
+    replayed = renamed.translate_overrides(original)
     completed = [*replayed, *args, f"hydra.run.dir={run_dir}"]
     # Lightning's DDP relaunches run.py for its other processes with an output_subdir of its own.
     if _value_of(args, "hydra.output_subdir") is None:
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S.%f")
-        completed.append(f"hydra.output_subdir=.hydra/resumed-{stamp}")
+        completed.append(f"hydra.output_subdir={HYDRA_DIR}/{RESUMED_PREFIX}{stamp}")
     return _replace(_latest_per_key(completed), "ckpt_path", str(checkpoint))
 
 

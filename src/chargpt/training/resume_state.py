@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 
 from chargpt.runs.checkpoint import CheckpointError
+from chargpt.training.callbacks.throughput import TrainingThroughput
+from chargpt.training.callbacks.throughput import state_problem as throughput_state_problem
 from chargpt.training.module import GPTLightningModule
 from chargpt.training.optim import build_optimizer
 
@@ -205,6 +207,10 @@ def _callbacks(checkpoint: dict, fresh: Fresh) -> str | None:
             problem = _checkpoint_callback_state(state)
             if problem is not None:
                 return f"callback {name!r}: {problem}"
+        if name == TrainingThroughput.__qualname__:
+            problem = throughput_state_problem(state)
+            if problem is not None:
+                return f"callback {name!r}: its state {problem}"
     return None
 
 

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from chargpt.data.datamodule import CharDataModule
-from chargpt.errors import ChargptError
+from chargpt.errors import ChargptError, SettingError
 from chargpt.runs import renamed
 from chargpt.runs.checkpoint import CheckpointError, load_checkpoint
 from chargpt.runs.compose import CONF_DIR
@@ -31,6 +31,7 @@ def check_settings(cfg: DictConfig) -> None:
     renamed.check_config(cfg)  # an old key in conf/local or an experiment file
     check_seed(cfg.seed)
     check_accelerator(cfg.trainer.get("accelerator"))
+    check_precision(cfg.trainer.get("precision"))
     check_compile(cfg.compile)
     instantiate(cfg.model, vocab_size=1)  # only the vocabulary waits for the data
     check_trainer_steps(cfg.trainer)
@@ -89,6 +90,22 @@ def check_trainer_steps(trainer_cfg: DictConfig) -> None:
     ):
         raise ChargptError(
             f"trainer.gradient_clip_val={clip!r}: must be a number >= 0 (0 or null: no clipping)"
+        )
+
+
+# Lightning 2's `Trainer(precision=...)` values (its own list is private). A typo would otherwise
+# surface as Hydra's multi-line instantiation error.
+PRECISIONS = (
+    "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true",
+    "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16", 64, 32, 16,
+)  # fmt: skip
+
+
+def check_precision(precision: object) -> None:
+    if precision not in PRECISIONS or isinstance(precision, bool):
+        shown = ", ".join(str(p) for p in PRECISIONS[:6])
+        raise SettingError(
+            f"trainer.precision={precision!r}: must be one of {shown} (or Lightning's aliases)"
         )
 
 

@@ -6,11 +6,12 @@ import math
 
 import lightning as L
 import pytest
+import torch
 from helpers import tiny_setup
 
 from chargpt.runs.checkpoint import CheckpointError
 from chargpt.training.callbacks import throughput as throughput_module
-from chargpt.training.callbacks.throughput import TrainingThroughput
+from chargpt.training.callbacks.throughput import TrainingThroughput, state_problem
 
 TOKENS_PER_BATCH = 4 * 16  # tiny_setup: 4 windows of 16 characters
 
@@ -83,11 +84,30 @@ def test_a_resumed_run_goes_on_with_the_whole_runs_figures(play_file, clock, tmp
         {"tokens_seen": 10, "training_s": math.inf},
         {"tokens_seen": 10, "training_s": -2.0},
         {"tokens_seen": 10, "training_s": "1"},
+        {"tokens_seen": 10**400, "training_s": 1.0},  # would overflow the rate's float
+        {"tokens_seen": 10, "training_s": 0.0},
+        {"tokens_seen": 10**12, "training_s": 5e-324},  # a rate no machine reaches
     ],
 )
 def test_a_checkpoints_throughput_state_is_checked(state):
+    assert state_problem(state) is not None  # what resume_state checks before Lightning loads
     throughput = TrainingThroughput()
     with pytest.raises(CheckpointError, match="throughput state") as raised:
         throughput.load_state_dict(state)
     assert "\n" not in str(raised.value)
     assert (throughput.tokens_seen, throughput.training_s) == (0, 0.0)
+
+
+def test_a_run_resumed_from_a_checkpoint_without_the_figures_does_not_claim_them(
+    play_file, clock, tmp_path
+):
+    """A checkpoint written before chargpt saved them: the count covers this launch only."""
+    trainer = train(play_file, clock, TrainingThroughput(), max_steps=2)
+    trainer.save_checkpoint(tmp_path / "two.ckpt")
+    old = torch.load(tmp_path / "two.ckpt", weights_only=True)
+    old["callbacks"] = {k: v for k, v in old["callbacks"].items() if "Throughput" not in k}
+    torch.save(old, tmp_path / "old.ckpt")
+    resumed = TrainingThroughput()
+    train(play_file, clock, resumed, max_steps=4, ckpt_path=tmp_path / "old.ckpt")
+    assert not resumed.counts_whole_run
+    assert resumed.tokens_seen == 2 * TOKENS_PER_BATCH  # this launch's, not the run's

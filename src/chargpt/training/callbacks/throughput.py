@@ -28,6 +28,10 @@ class TrainingThroughput(L.Callback):
         self.training_s = 0.0
         self._timed_since: float | None = None  # None while not training (validation)
         self._training = False
+        self._restored = False
+        # False for a run resumed from a checkpoint without these figures (written before
+        # chargpt counted them): its count then covers this launch only, not the whole run.
+        self.counts_whole_run = True
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -35,6 +39,7 @@ class TrainingThroughput(L.Callback):
         return self.tokens_seen / self.training_s if self.training_s > 0 else None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.counts_whole_run = self._restored or trainer.global_step == 0
         self._training = True
         self._timed_since = perf_counter()
 
@@ -65,20 +70,31 @@ class TrainingThroughput(L.Callback):
         return {"tokens_seen": self.tokens_seen, "training_s": self.training_s}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """The figures a checkpoint saved (untrusted): a token count and seconds, else an error."""
-        tokens, seconds = state_dict.get("tokens_seen"), state_dict.get("training_s")
-        if not (_is_count(tokens) and _is_seconds(seconds)):
-            raise CheckpointError(
-                "the checkpoint's throughput state is not a token count and training seconds "
-                "(non-negative finite numbers); resume from a checkpoint that run.py wrote"
-            )
-        self.tokens_seen, self.training_s = tokens, float(seconds)
+        """The figures a checkpoint saved (untrusted, checked by `state_problem` first)."""
+        problem = state_problem(state_dict)
+        if problem is not None:
+            raise CheckpointError(f"the checkpoint's throughput state {problem}")
+        self.tokens_seen, self.training_s = state_dict["tokens_seen"], state_dict["training_s"]
+        self.training_s = float(self.training_s)
+        self._restored = True
 
 
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+MAX_TOKENS = 2**62  # far beyond any run, yet a float holds it
+MAX_TOKENS_PER_S = 1e15  # no machine trains faster: a larger rate is a crafted state
 
 
-def _is_seconds(value: object) -> bool:
-    real = isinstance(value, int | float) and not isinstance(value, bool)
-    return real and math.isfinite(value) and value >= 0
+def state_problem(state: object) -> str | None:
+    """What makes a saved throughput state unusable, None if it is a count and seconds."""
+    tokens = state.get("tokens_seen") if isinstance(state, dict) else None
+    seconds = state.get("training_s") if isinstance(state, dict) else None
+    is_int = isinstance(tokens, int) and not isinstance(tokens, bool)
+    is_count = is_int and 0 <= tokens <= MAX_TOKENS
+    is_real = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    if not (is_count and is_real and math.isfinite(seconds) and seconds >= 0):
+        return (
+            "is not a token count and training seconds (non-negative finite numbers); "
+            "resume from a checkpoint that run.py wrote"
+        )
+    if tokens > 0 and not (seconds > 0 and tokens / seconds <= MAX_TOKENS_PER_S):
+        return f"claims {tokens} tokens in {seconds} s; resume from a checkpoint that run.py wrote"
+    return None

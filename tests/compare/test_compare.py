@@ -17,6 +17,7 @@ from chargpt.compare.__main__ import main
 from chargpt.compare.discovery import find_runs
 from chargpt.compare.table import comparison_table, differing_keys, sort_runs
 from chargpt.compare.wandb_runs import inspect_run
+from chargpt.runs.read import Run
 from chargpt.runs.record import ABSENT, RESULTS, Results
 
 BASE_CONFIG = {
@@ -279,3 +280,18 @@ def test_tensorboard_run_is_compared_from_its_event_files(tmp_path, play_file):
     (compared,) = find_runs([run_dir])
     assert compared.val_curve == val_loss
     assert compared.status == "finished"
+
+
+def test_code_that_only_moved_module_is_no_difference_but_other_code_is(tmp_path):
+    def run_with(settings, overridden=()):
+        return Run(path=tmp_path, status="finished", settings=settings, overridden=list(overridden))
+
+    key = "callbacks.sample._target_"
+    moved = [
+        run_with({key: "chargpt.training.callbacks.SampleCallback"}),
+        run_with({key: "chargpt.training.callbacks.samples.SampleCallback"}),
+    ]
+    assert differing_keys(moved) == []
+    added = "callbacks.stamp._target_"  # a callback one run adds (benchmarks/README's step times)
+    other = [run_with({}), run_with({added: "stepstamp.StepStamp"}, overridden=[added])]
+    assert differing_keys(other) == [added]

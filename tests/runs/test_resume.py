@@ -233,6 +233,16 @@ def test_an_old_run_folders_moved_keys_are_replayed_under_their_new_names(tmp_pa
     assert args[:3] == ["model/size=tiny", "compile=true", "trainer.val_every_n_steps=6"]
 
 
+def test_an_old_key_in_a_run_folder_gives_way_to_its_new_key_on_the_command_line(tmp_path):
+    """The folder's line would be refused on its own (it reads the environment)."""
+    run_dir = tmp_path / "run"
+    fake_run(run_dir, ["model/size=tiny", "model.compile=${oc.env:HOME}"])
+    with pytest.raises(ResumeError, match="interpolates"):
+        resume_arguments(["ckpt_path=last", f"hydra.run.dir={run_dir}"])
+    args = resume_arguments(["ckpt_path=last", f"hydra.run.dir={run_dir}", "compile=false"])
+    assert "compile=false" in args and not any("oc.env" in arg for arg in args)
+
+
 @pytest.mark.parametrize(
     ("override", "new"),
     [

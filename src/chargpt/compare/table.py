@@ -34,7 +34,6 @@ NOISE = (
     "logger.wandb.name",
     "logger.wandb.group",
     "callbacks.*.dirpath",
-    "*._target_",  # the code a node builds: its module moves, the experiment does not
     "trainer.default_root_dir",
 )
 EXPERIMENT = "experiment"  # the group of experiments/*.yaml, which may set any key
@@ -49,11 +48,22 @@ def differing_keys(runs: Sequence[Run]) -> list[str]:
     differing = [
         key
         for key in keys
-        if not _is_noise(key) and len({show(v) for _, v in _known(runs, key)}) > 1
+        if not _is_noise(key)
+        and len({show(v) for _, v in _known(runs, key)}) > 1
+        and not _only_moved(key, runs)
     ]
     swept = [k for k in dict.fromkeys(k for run in runs for k in run.overridden) if k in differing]
     rest = sorted(k for k in differing if k not in swept and not _set_by_group(k, swept, runs))
     return swept + rest
+
+
+def _only_moved(key: str, runs: Sequence[Run]) -> bool:
+    """A `_target_` whose class is the same in every run and only its module moved (a run from
+    before a move of the code is the same experiment)."""
+    if not key.endswith("_target_"):
+        return False
+    names = {str(value).rpartition(".")[2] for _, value in _known(runs, key) if value is not None}
+    return len(names) == 1 and all(value is not None for _, value in _known(runs, key))
 
 
 def _is_noise(key: str) -> bool:

@@ -130,7 +130,7 @@ def logged_results(last_values: Mapping[str, Any]) -> dict[str, float]:
     found = {}
     for f, column in RESULTS:
         value = last_values.get(column.metric) if column.metric else None
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             found[f.name] = float(value)
     return found
 

@@ -72,7 +72,9 @@ def resume_arguments(args: list[str], outputs_dir: Path = Path("outputs")) -> li
     _check_links_stay_inside(run_dir)
     original = _original_overrides(run_dir)
     # Checked as the folder holds them, so a refusal quotes the file; then under today's keys.
-    _check_replayable(original, run_dir / OVERRIDES_FILE, replaced=_keys_of(args))
+    replaced = _keys_of(args)  # the command line's keys, and the old names of those that moved
+    replaced |= {old for old, (new, _) in renamed.RENAMED.items() if new in replaced}
+    _check_replayable(original, run_dir / OVERRIDES_FILE, replaced=replaced)
     replayed = renamed.translate_overrides(original)
     completed = [*replayed, *args, f"hydra.run.dir={run_dir}"]
     # Lightning's DDP relaunches run.py for its other processes with an output_subdir of its own.

@@ -98,6 +98,7 @@ def check_trainer_steps(trainer_cfg: DictConfig) -> None:
 PRECISIONS = (
     "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true",
     "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16", 64, 32, 16,
+    None,  # Lightning's default: 32-true
 )  # fmt: skip
 
 

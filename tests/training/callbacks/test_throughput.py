@@ -87,6 +87,7 @@ def test_a_resumed_run_goes_on_with_the_whole_runs_figures(play_file, clock, tmp
         {"tokens_seen": 10**400, "training_s": 1.0},  # would overflow the rate's float
         {"tokens_seen": 10, "training_s": 0.0},
         {"tokens_seen": 10**12, "training_s": 5e-324},  # a rate no machine reaches
+        {"tokens_seen": 10, "training_s": 1.0, "counts_whole_run": "yes"},
     ],
 )
 def test_a_checkpoints_throughput_state_is_checked(state):
@@ -108,6 +109,11 @@ def test_a_run_resumed_from_a_checkpoint_without_the_figures_does_not_claim_them
     old["callbacks"] = {k: v for k, v in old["callbacks"].items() if "Throughput" not in k}
     torch.save(old, tmp_path / "old.ckpt")
     resumed = TrainingThroughput()
-    train(play_file, clock, resumed, max_steps=4, ckpt_path=tmp_path / "old.ckpt")
+    trainer = train(play_file, clock, resumed, max_steps=4, ckpt_path=tmp_path / "old.ckpt")
     assert not resumed.counts_whole_run
     assert resumed.tokens_seen == 2 * TOKENS_PER_BATCH  # this launch's, not the run's
+    # Saved again and resumed once more, the count is still known to be partial.
+    trainer.save_checkpoint(tmp_path / "four.ckpt")
+    again = TrainingThroughput()
+    train(play_file, clock, again, max_steps=6, ckpt_path=tmp_path / "four.ckpt")
+    assert not again.counts_whole_run

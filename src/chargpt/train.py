@@ -261,9 +261,19 @@ def _fill_outcome(record: RunRecord, trainer: L.Trainer, best: ModelCheckpoint) 
     record.set_best_val_loss(None if score is None else float(score))
     for callback in trainer.callbacks:
         if isinstance(callback, TrainingThroughput) and callback.tokens_per_s is not None:
-            # The whole run's figures: the callback's count and time survive a resume.
-            record.tokens_seen = callback.tokens_seen if callback.counts_whole_run else None
+            # Over the whole run: the callback's count and time survive a resume (a checkpoint
+            # written before they were saved: over the launches since).
             record.tokens_per_s = callback.tokens_per_s
+    record.tokens_seen = _tokens_seen(trainer)
+
+
+def _tokens_seen(trainer: L.Trainer) -> int | None:
+    """Training tokens of the whole run, as its optimizer steps imply (also across resumes)."""
+    data = trainer.datamodule
+    if data is None:
+        return None
+    per_step = data.batch_size * data.block_size * trainer.accumulate_grad_batches
+    return trainer.global_step * per_step * trainer.world_size
 
 
 def _in_sweep() -> bool:

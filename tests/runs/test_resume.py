@@ -112,6 +112,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, play_file):
     record = json.loads((halves / "run.json").read_text())
     assert record["status"] == "finished" and record["global_step"] == 12
     assert record["overrides"][:2] == data  # the original launch's overrides are kept
+    assert record["tokens_seen"] == json.loads((unbroken / "run.json").read_text())["tokens_seen"]
     # One wandb run, resumed by id: both launches logged into it.
     runs = list((halves / "wandb").glob("offline-run-*"))
     assert len(runs) == 2

@@ -87,7 +87,6 @@ def test_a_resumed_run_goes_on_with_the_whole_runs_figures(play_file, clock, tmp
         {"tokens_seen": 10**400, "training_s": 1.0},  # would overflow the rate's float
         {"tokens_seen": 10, "training_s": 0.0},
         {"tokens_seen": 10**12, "training_s": 5e-324},  # a rate no machine reaches
-        {"tokens_seen": 10, "training_s": 1.0, "counts_whole_run": "yes"},
     ],
 )
 def test_a_checkpoints_throughput_state_is_checked(state):
@@ -99,21 +98,17 @@ def test_a_checkpoints_throughput_state_is_checked(state):
     assert (throughput.tokens_seen, throughput.training_s) == (0, 0.0)
 
 
-def test_a_run_resumed_from_a_checkpoint_without_the_figures_does_not_claim_them(
+def test_a_run_resumed_from_a_checkpoint_without_the_figures_keeps_a_true_rate(
     play_file, clock, tmp_path
 ):
-    """A checkpoint written before chargpt saved them: the count covers this launch only."""
+    """A checkpoint written before chargpt saved them: the rate is over the launches since."""
     trainer = train(play_file, clock, TrainingThroughput(), max_steps=2)
     trainer.save_checkpoint(tmp_path / "two.ckpt")
     old = torch.load(tmp_path / "two.ckpt", weights_only=True)
     old["callbacks"] = {k: v for k, v in old["callbacks"].items() if "Throughput" not in k}
     torch.save(old, tmp_path / "old.ckpt")
     resumed = TrainingThroughput()
-    trainer = train(play_file, clock, resumed, max_steps=4, ckpt_path=tmp_path / "old.ckpt")
-    assert not resumed.counts_whole_run
-    assert resumed.tokens_seen == 2 * TOKENS_PER_BATCH  # this launch's, not the run's
-    # Saved again and resumed once more, the count is still known to be partial.
-    trainer.save_checkpoint(tmp_path / "four.ckpt")
-    again = TrainingThroughput()
-    train(play_file, clock, again, max_steps=6, ckpt_path=tmp_path / "four.ckpt")
-    assert not again.counts_whole_run
+    train(play_file, clock, resumed, max_steps=4, ckpt_path=tmp_path / "old.ckpt")
+    assert resumed.tokens_seen == 2 * TOKENS_PER_BATCH  # this launch's tokens...
+    assert resumed.training_s == pytest.approx(2.0)  # ...in this launch's training time
+    assert resumed.tokens_per_s == pytest.approx(TOKENS_PER_BATCH / 1.0)

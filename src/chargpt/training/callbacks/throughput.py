@@ -28,10 +28,6 @@ class TrainingThroughput(L.Callback):
         self.training_s = 0.0
         self._timed_since: float | None = None  # None while not training (validation)
         self._training = False
-        self._restored_whole_run = False
-        # False for a run resumed from a checkpoint without these figures (written before
-        # chargpt counted them): its count then covers this launch only, not the whole run.
-        self.counts_whole_run = True
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -39,7 +35,6 @@ class TrainingThroughput(L.Callback):
         return self.tokens_seen / self.training_s if self.training_s > 0 else None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.counts_whole_run = self._restored_whole_run or trainer.global_step == 0
         self._training = True
         self._timed_since = perf_counter()
 
@@ -70,7 +65,6 @@ class TrainingThroughput(L.Callback):
         return {
             "tokens_seen": self.tokens_seen,
             "training_s": self.training_s,
-            "counts_whole_run": self.counts_whole_run,  # a partial count stays partial
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -80,7 +74,6 @@ class TrainingThroughput(L.Callback):
             raise CheckpointError(f"the checkpoint's throughput state {problem}")
         self.tokens_seen, self.training_s = state_dict["tokens_seen"], state_dict["training_s"]
         self.training_s = float(self.training_s)
-        self._restored_whole_run = state_dict.get("counts_whole_run", True)
 
 
 MAX_TOKENS = 2**62  # far beyond any run, yet a float holds it
@@ -99,8 +92,6 @@ def state_problem(state: object) -> str | None:
             "is not a token count and training seconds (non-negative finite numbers); "
             "resume from a checkpoint that run.py wrote"
         )
-    if not isinstance(state.get("counts_whole_run", True), bool):
-        return "has a counts_whole_run that is not true or false"
     if tokens > 0 and not (seconds > 0 and tokens / seconds <= MAX_TOKENS_PER_S):
         return f"claims {tokens} tokens in {seconds} s; resume from a checkpoint that run.py wrote"
     return None

@@ -49,6 +49,7 @@ def test_multirun_makes_separate_runs(tmp_path, play_file):
             *TINY,
             "trainer.max_steps=10",
             "model.norm_position=pre,post",
+            "seed=3",
             f"hydra.sweep.dir={sweep_dir}",
         ]
     )
@@ -57,6 +58,9 @@ def test_multirun_makes_separate_runs(tmp_path, play_file):
         assert (sweep_dir / job / "checkpoints" / "last.ckpt").is_file()
         config = wandb_summary(sweep_dir / job)["config"]
         positions.append(config["model"]["norm_position"])
+        # wandb's "Group by variant" pools a variant's seeds: the seed and paths are not in it.
+        assert f"model.norm_position={positions[-1]}" in config["variant"]
+        assert "seed" not in config["variant"] and "hydra" not in config["variant"]
     assert positions == ["pre", "post"]
 
 

@@ -27,13 +27,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from chargpt.data.datamodule import CharDataModule
 from chargpt.errors import one_line, user_error
-from chargpt.model.parameters import num_parameters
+from chargpt.model.parameters import num_parameters, training_flops_per_token
 from chargpt.runs.checkpoint import CheckpointError
 from chargpt.runs.files import RunBusyError, run_lock
 from chargpt.runs.launch import discard_unused_folder
 from chargpt.runs.layout import CHECKPOINT_DIR, LAST_CHECKPOINT
 from chargpt.runs.record import RunRecord, write_sweep_summary
 from chargpt.runs.resume import check_targets, check_write_locations
+from chargpt.runs.variant import variant_name
+from chargpt.training.budget import StepCost, budget_of, check_processes, derive_max_steps, describe
 from chargpt.training.callbacks.interrupt import INTERRUPTIONS, TrainingInterrupted
 from chargpt.training.callbacks.throughput import TrainingThroughput
 from chargpt.training.loggers import close_loggers, describe_loggers, wandb_run_id
@@ -111,9 +113,10 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     `record` (run.json) is started once the settings and data are known to be good.
     """
     record = record or _new_record(cfg)
-    datamodule, module = _prepare(cfg)
+    datamodule, module, cost = _prepare(cfg)
     _fill_run_identity(cfg, record)
     trainer = build_trainer(cfg, module)
+    check_processes(trainer, cost)
     record.num_params = num_parameters(module.model)
     record.save()
     best = best_checkpoint(trainer)
@@ -135,7 +138,7 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
     return math.nan if best.best_model_score is None else float(best.best_model_score)
 
 
-def _prepare(cfg: DictConfig) -> tuple[CharDataModule, GPTLightningModule]:
+def _prepare(cfg: DictConfig) -> tuple[CharDataModule, GPTLightningModule, StepCost | None]:
     """Check the settings (and a resumed run's folder and checkpoint), then build data and model."""
     if cfg.ckpt_path:  # a run folder is untrusted: it names no code, writes nowhere else
         check_targets(cfg)
@@ -148,16 +151,22 @@ def _prepare(cfg: DictConfig) -> tuple[CharDataModule, GPTLightningModule]:
     datamodule.setup("fit")
     with open_dict(cfg):
         cfg.model.vocab_size = datamodule.vocab_size  # facts flow one way: data -> model
+    cost = derive_max_steps(cfg)  # before the schedule reads trainer.max_steps
+    if cost is not None and rank_zero_only.rank == 0:
+        key, value = budget_of(cfg.trainer)
+        print(f"trainer.{key}={value:g}: {cfg.trainer.max_steps:,} steps of {describe(cost)}")
     module = build_module(cfg, datamodule)
     if cfg.ckpt_path:
         check_resumable(cfg.ckpt_path, module)
-    return datamodule, module
+    return datamodule, module, cost
 
 
 def _log_run_config(cfg: DictConfig, trainer: L.Trainer, record: RunRecord) -> None:
-    """The resolved config (and the parameter count) to every logger; the wandb id to run.json."""
+    """The resolved config, the parameter count and the variant (the overrides less the seed,
+    for wandb's "Group by variant") to every logger; the wandb id to run.json."""
     run_config = OmegaConf.to_container(cfg, resolve=True)
     run_config["num_params"] = record.num_params
+    run_config["variant"] = variant_name(record.overrides)
     for logger in trainer.loggers:
         logger.log_hyperparams(run_config)
     record.wandb_id = wandb_run_id(trainer.loggers)
@@ -265,6 +274,9 @@ def _fill_outcome(record: RunRecord, trainer: L.Trainer, best: ModelCheckpoint) 
             # written before they were saved: over the launches since).
             record.tokens_per_s = callback.tokens_per_s
     record.tokens_seen = _tokens_seen(trainer)
+    model = getattr(trainer.lightning_module, "model", None)
+    if record.tokens_seen is not None and model is not None:
+        record.flops = record.tokens_seen * training_flops_per_token(model)
 
 
 def _tokens_seen(trainer: L.Trainer) -> int | None:

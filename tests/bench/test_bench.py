@@ -15,9 +15,10 @@ import torch
 from helpers import PROJECT_ROOT
 
 from chargpt.bench.__main__ import main
-from chargpt.bench.flops import matmul_parameters, mfu, training_flops_per_token
+from chargpt.bench.flops import mfu
 from chargpt.bench.hardware import measure_matmul_peak, peak_flops
 from chargpt.model import GPT, GPTConfig
+from chargpt.model.parameters import matmul_parameters, training_flops_per_token
 
 QUICK = ["--steps", "2", "--warmup", "1", "--rounds", "1"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
@@ -9,9 +10,11 @@ import sys
 import typing
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import TINY, run
 from omegaconf import OmegaConf
+from scipy import stats
 
 from chargpt.compare.__main__ import main
 from chargpt.compare.discovery import find_runs
@@ -159,7 +162,7 @@ def test_a_run_json_that_is_not_a_record_is_read_as_missing(tmp_path, capsys, co
     assert main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
     rows = rows_by_label(find_runs([tmp_path]))
     assert rows["odd"]["status"] == "incomplete" and rows["odd"]["best val loss"] == "2.7000"
-    assert "odd" in capsys.readouterr().out
+    assert "| odd |" in (tmp_path / "report" / "compare.md").read_text()
 
 
 def test_half_finished_sweep_lists_the_jobs_still_to_come(tmp_path, capsys):
@@ -190,9 +193,11 @@ def test_command_prints_the_table_and_writes_the_report_and_plots(tmp_path, caps
     report = (sweep / "compare.md").read_text()
     assert "| run | model.n_layer | params | best val loss |" in report
     assert report.index("| 1 | 5 |") < report.index("| 0 | 3 |")  # best first
-    for image in ("val_loss_vs_step.png", "best_val_loss_vs_params.png"):
-        assert (sweep / image).read_bytes().startswith(b"\x89PNG")
-        assert f"]({image})" in report
+    images = sorted(sweep.glob("*.png"))
+    assert images  # whichever plots there are, each is a PNG that the report shows
+    for image in images:
+        assert image.read_bytes().startswith(b"\x89PNG")
+        assert f"]({image.name})" in report
 
 
 def test_single_runs_report_goes_to_the_out_folder(tmp_path, monkeypatch, capsys):
@@ -222,6 +227,235 @@ def test_nothing_to_compare_is_one_line_and_a_failure(tmp_path, capsys, setup, m
     assert not (path / "compare.md").exists()
 
 
+def nested(settings: dict[str, object]) -> dict:
+    """{"model.norm_position": "post"} -> {"model": {"norm_position": "post"}}: a config."""
+    config: dict = {}
+    for key, value in settings.items():
+        *parents, name = key.split(".")
+        node = config
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[name] = value
+    return config
+
+
+def make_seed_sweep(sweep: Path, losses: dict, results: dict | None = None) -> None:
+    """A sweep with one job per (variant, seed): `losses` maps a variant's settings, as a tuple
+    of (key, value), to its best val loss per seed {seed: loss}."""
+    job = 0
+    for variant, by_seed in losses.items():
+        for seed, loss in by_seed.items():
+            settings = dict(variant) | {"seed": seed}
+            overrides = tuple(f"{key}={value}" for key, value in settings.items())
+            name = ",".join(overrides)  # wandb's name and the output folder differ per run
+            config = nested(settings) | {"logger": {"wandb": {"name": name}}}
+            job_results = {"test_loss": loss + 0.01, "tokens_seen": 3000} | (results or {})
+            curve = ((10, loss + 0.3), (20, loss))
+            make_run(sweep / str(job), overrides, config, curve=curve, results=job_results)
+            job += 1
+
+
+PRE, POST = (("model.norm_position", "pre"),), (("model.norm_position", "post"),)
+NORMS = {PRE: {1: 2.0, 2: 2.1, 3: 2.3}, POST: {1: 2.2, 2: 2.25, 3: 2.5}}
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    """compare.csv by its first column."""
+    with open(path, newline="") as file:
+        return {row[next(iter(row))]: row for row in csv.DictReader(file)}
+
+
+def printed_table(out: str) -> dict[str, dict[str, str]]:
+    """The table the command printed, by its first column (the console is wide: no wrapping)."""
+    lines = [line.strip() for line in out.splitlines()]
+    (header,) = [_cells(line, "┃") for line in lines if line.startswith("┃")]
+    rows = [dict(zip(header, _cells(line, "│"), strict=True)) for line in lines if line[:1] == "│"]
+    return {row[header[0]]: row for row in rows}
+
+
+def _cells(line: str, rule: str) -> list[str]:
+    return [cell.strip() for cell in line[1:-1].split(rule)]
+
+
+def test_a_sweep_over_seeds_is_one_row_per_variant_with_its_statistics(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    make_seed_sweep(sweep, NORMS)
+    assert main([str(sweep)]) == 0
+    out = capsys.readouterr().out
+    printed, rows = printed_table(out), read_csv(sweep / "compare.csv")
+    assert list(printed) == list(rows) == ["pre", "post"]  # best first; pre is the baseline
+    pre, post = list(NORMS[PRE].values()), list(NORMS[POST].values())
+    for position, losses in (("pre", pre), ("post", post)):
+        mean, std = np.mean(losses), np.std(losses, ddof=1)
+        low, high = stats.t.interval(0.95, 2, loc=mean, scale=stats.sem(losses))
+        shown, row = printed[position], rows[position]
+        assert shown["n"] == "3" and shown["best val loss"] == f"{mean:.4f} ± {std:.4f}"
+        assert shown["95% CI"] == f"[{low:.4f}, {high:.4f}]"
+        assert (row["n"], row["seeds"]) == ("3", "1 2 3")
+        figures = [row[f"best_val_loss_{name}"] for name in ("mean", "std", "ci_low", "ci_high")]
+        assert [float(figure) for figure in figures] == pytest.approx([mean, std, low, high])
+        bpc = np.asarray(losses) / math.log(2)
+        assert float(row["val_bpc_std"]) == pytest.approx(np.std(bpc, ddof=1))
+        assert float(row["test_loss_mean"]) == pytest.approx(mean + 0.01)
+        assert (row["num_params"], row["tokens_seen_mean"]) == ("1000", "3000.0")
+    assert printed["pre"]["vs baseline"] == rows["pre"]["test"] == "baseline"
+    assert rows["pre"]["delta"] == ""
+    paired = stats.ttest_rel(post, pre)  # the same seeds: paired
+    interval, delta = paired.confidence_interval(0.95), np.mean(post) - np.mean(pre)
+    shown, row = printed["post"], rows["post"]
+    assert shown["Δ best val loss"] == f"{delta:+.4f}"
+    assert shown["Δ 95% CI"] == f"[{interval.low:+.4f}, {interval.high:+.4f}]"
+    assert (shown["p"], shown["test"]) == (f"{paired.pvalue:.2g}", "paired")
+    assert shown["vs baseline"] == "worse"  # the interval is above 0
+    figures = [float(row[key]) for key in ("delta", "delta_ci_low", "delta_ci_high", "p_value")]
+    assert figures == pytest.approx([delta, interval.low, interval.high, paired.pvalue])
+    assert (row["test"], row["within_noise"]) == ("paired", "false")
+    assert "2 groups of 6 runs (6 finished)" in out
+    report = (sweep / "compare.md").read_text()
+    grouped = report.index("| model.norm_position | n | best val loss | 95% CI |")
+    assert grouped < report.index("| run | model.norm_position | seed | params |")
+
+
+def test_runs_lists_single_runs_instead(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    make_seed_sweep(sweep, NORMS)
+    assert main([str(sweep), "--runs"]) == 0
+    printed = printed_table(capsys.readouterr().out)
+    assert len(printed) == 6 and "95% CI" not in printed["0"]
+    assert printed["0"]["seed"] == "1" and printed["0"]["status"] == "finished"
+    assert len(read_csv(sweep / "compare.csv")) == 2  # the report keeps both views
+
+
+def test_a_difference_inside_the_noise_is_marked_and_a_lone_run_has_no_spread(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    noisy = {PRE: {1: 2.0, 2: 2.4, 3: 2.1}, POST: {4: 2.1, 5: 2.0, 6: 2.3}}
+    make_seed_sweep(sweep, noisy | {(("model.norm_position", "mid"),): {1: 2.6}})
+    assert main([str(sweep), "--baseline", "model.norm_position=post"]) == 0
+    printed, rows = printed_table(capsys.readouterr().out), read_csv(sweep / "compare.csv")
+    welch = stats.ttest_ind([2.0, 2.4, 2.1], [2.1, 2.0, 2.3], equal_var=False)  # other seeds
+    assert (rows["pre"]["test"], rows["pre"]["within_noise"]) == ("welch", "true")
+    assert float(rows["pre"]["p_value"]) == pytest.approx(welch.pvalue)
+    assert (printed["pre"]["test"], printed["pre"]["vs baseline"]) == ("welch", "within noise")
+    assert printed["post"]["vs baseline"] == rows["post"]["test"] == "baseline"
+    lone = printed["mid"]
+    assert (lone["n"], lone["best val loss"], lone["95% CI"]) == ("1", "2.6000 ± -", "-")
+    assert (lone["p"], lone["Δ 95% CI"], lone["vs baseline"]) == ("-", "-", "-")
+    assert rows["mid"]["best_val_loss_std"] == rows["mid"]["p_value"] == ""
+    assert rows["mid"]["within_noise"] == ""
+
+
+LRS = {
+    (("model.norm_position", position), ("optimizer.lr", lr)): {1: loss, 2: loss + 0.02}
+    for position, losses in (("pre", (2.3, 2.1, 2.2)), ("post", (2.5, 2.3, 2.2)))
+    for lr, loss in zip((0.001, 0.002, 0.004), losses, strict=True)
+}
+
+
+def test_best_of_judges_each_variant_at_its_own_best_value(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    make_seed_sweep(sweep, LRS)
+    assert main([str(sweep), "--best-of", "optimizer.lr"]) == 0
+    out = capsys.readouterr().out
+    rows = read_csv(sweep / "compare.csv")
+    assert {k: row["best_optimizer.lr"] for k, row in rows.items()} == {
+        "pre": "0.002",
+        "post": "0.004",
+    }
+    assert [row["best optimizer.lr"] for row in printed_table(out).values()] == ["0.002", "0.004"]
+    warning = (
+        "best optimizer.lr=0.004 for model.norm_position=post is at the edge of the grid "
+        "(0.001–0.004): widen the sweep"
+    )
+    assert f"warning: {warning}\n" in out and warning in (sweep / "compare.md").read_text()
+    assert "best optimizer.lr=0.002" not in out  # pre's best lies inside its grid
+    # post at its own best rate (2.2, 2.22) against pre at its own (2.1, 2.12), not at pre's.
+    assert float(rows["post"]["delta"]) == pytest.approx(0.1)
+
+
+def test_fit_prints_the_power_law_and_needs_three_sizes(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    sizes = (1e4, 3e4, 1e5, 3e5, 1e6)
+    for job, size in enumerate(sizes):
+        loss = 1.5 + 40 * size**-0.3
+        overrides = (f"model.n_layer={job + 1}",)
+        results = {"num_params": int(size)}
+        config = {"model": {"n_layer": job + 1}}
+        make_run(sweep / str(job), overrides, config, curve=((10, loss),), results=results)
+    assert main([str(sweep), "--fit", "params"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("--fit params")]
+    assert line.startswith("--fit params (5 groups): L = E + A·X^(−alpha): E = 1.5 ± ")
+    assert "A = 40 ± " in line and "alpha = 0.3 ± " in line
+    assert "](fit_params.png)" in (sweep / "compare.md").read_text()
+
+    few = tmp_path / "few"
+    make_seed_sweep(few, NORMS)  # one size
+    assert main([str(few), "--fit", "params"]) == 0
+    out = capsys.readouterr().out
+    assert "--fit params: needs 3 or more distinct params values, found 1; no fit\n" in out
+
+
+def test_the_x_axis_is_passed_to_the_plots(tmp_path, monkeypatch, capsys):
+    import chargpt.compare.__main__ as command
+
+    seen = []
+    monkeypatch.setattr(command, "write_plots", lambda groups, out, x: seen.append(x) or [])
+    make_seed_sweep(tmp_path / "sweep", NORMS)
+    assert main([str(tmp_path / "sweep"), "--x", "flops"]) == 0
+    assert main([str(tmp_path / "sweep")]) == 0
+    assert seen == ["flops", "tokens"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--baseline", "foo=1"],
+            "--baseline foo=1: foo does not differ between the groups; choose one of: "
+            "model.norm_position, optimizer.lr",
+        ),
+        (
+            ["--baseline", "model.norm_position"],
+            "--baseline model.norm_position: expected KEY=VALUE",
+        ),
+        (
+            ["--baseline", "model.norm_position=mid"],
+            "--baseline model.norm_position=mid matches no group; the groups have: "
+            "model.norm_position=pre; model.norm_position=post",
+        ),
+        (
+            ["--baseline", "model.norm_position=pre"],
+            "--baseline model.norm_position=pre matches 3 groups (",
+        ),
+        (["--baseline", "model.norm_position=pre"], "add another --baseline KEY=VALUE"),
+        (
+            ["--best-of", "model.n_layer"],
+            "--best-of model.n_layer: model.n_layer does not vary between the runs; "
+            "choose one of: model.norm_position, optimizer.lr",
+        ),
+        (["--best-of", "seed"], "--best-of seed: runs that differ only in seed form one group"),
+        (["--fit", "width"], "argument --fit: invalid choice: 'width'"),
+    ],
+    ids=[
+        "unknown key",
+        "no =",
+        "no match",
+        "several",
+        "several: what to do",
+        "best-of",
+        "seed",
+        "fit",
+    ],
+)
+def test_bad_comparison_options_are_one_line_and_a_failure(tmp_path, capsys, options, message):
+    sweep = tmp_path / "sweep"
+    make_seed_sweep(sweep, LRS)
+    assert main([str(sweep), *options]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (sweep / "compare.md").exists() and not (sweep / "compare.csv").exists()
+
+
 SWEEP = [*TINY, "trainer.max_steps=4", "trainer.val_every_n_steps=2"]
 
 
@@ -242,12 +476,12 @@ def test_a_real_sweep_is_compared_from_its_folders_and_its_wandb_files(tmp_path,
         "1": "post",
     }
     assert all(row["status"] == "finished" for row in rows.values())
-    assert (sweep / "compare.md").is_file() and (sweep / "val_loss_vs_step.png").is_file()
+    assert (sweep / "compare.md").is_file() and list(sweep.glob("*.png"))
     for label, row in rows.items():  # the test loss and the tokens, also in compare.md
         record = json.loads((sweep / label / "run.json").read_text())
         assert row["test loss"] == f"{record['test_loss']:.4f}" != ABSENT
         assert row["tokens seen"] == "512"  # 4 steps of 8 windows of 16 characters
-    assert "| test loss | tokens seen | tokens/s |" in (sweep / "compare.md").read_text()
+    assert "| test loss | tokens seen |" in (sweep / "compare.md").read_text()
 
     # Each job's offline wandb files hold its config and metrics; the sweep is one wandb group.
     for job, position in (("0", "pre"), ("1", "post")):

@@ -17,6 +17,8 @@ import yaml
 from conftest import PLAY
 from helpers import PROJECT_ROOT, TINY, csv_metric, run, run_env, start, wait_for, wandb_summary
 
+from chargpt.model.parameters import training_flops_per_token
+from chargpt.runs.checkpoint import load_checkpoint
 from chargpt.runs.compose import compose_config
 from chargpt.runs.files import run_lock
 from chargpt.runs.renamed import RenamedKeyError
@@ -140,6 +142,27 @@ def test_a_copied_run_resumes_twice_as_one_unbroken_run(tmp_path, play_file):
     assert best["global_step"] == expected["global_step"]
     # The original folder is left as it was.
     assert {p.name: p.stat().st_mtime_ns for p in (original / "checkpoints").iterdir()} == before
+
+
+def test_a_token_budget_derives_the_steps_and_survives_a_resume(tmp_path, play_file):
+    data = ["data=text", f"data.path={play_file}", "logger=csv"]
+    per_step = 8 * 16  # RESUMABLE's batch x context
+    unbroken = tmp_path / "unbroken"
+    run([*data, *RESUMABLE, f"trainer.max_tokens={12 * per_step}", f"hydra.run.dir={unbroken}"])
+    # A run launched with that budget and stopped at step 6: its folder names the 12-step budget.
+    halves = tmp_path / "halves"
+    run([*data, *RESUMABLE, f"trainer.max_tokens={6 * per_step}", f"hydra.run.dir={halves}"])
+    for name in (".hydra/overrides.yaml", "run.json"):
+        path = halves / name
+        path.write_text(path.read_text().replace(f"={6 * per_step}", f"={12 * per_step}"))
+    run(["ckpt_path=last", f"hydra.run.dir={halves}"])  # the budget comes from the folder
+
+    model, _ = load_checkpoint(halves / "checkpoints" / "last.ckpt")
+    for folder in (unbroken, halves):
+        record = json.loads((folder / "run.json").read_text())
+        assert record["global_step"] == 12 and record["tokens_seen"] == 12 * per_step
+        assert record["flops"] == 12 * per_step * training_flops_per_token(model)
+    assert csv_metric(halves, "train/loss") == csv_metric(unbroken, "train/loss")
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,11 @@ def test_per_step_metrics_are_logged_only_when_lightning_writes_logs(tmp_path, p
     trainer.fit(module, datamodule=datamodule)
     # Every 5th optimizer step and the last: in the step (before the optimizer counts it) and
     # after it (the throughput callback).
-    assert module.logged_at == {"train/loss": [4, 9, 11], "perf/tokens_per_s": [5, 10, 12]}
+    assert module.logged_at == {
+        "train/loss": [4, 9, 11],
+        "perf/tokens_per_s": [5, 10, 12],
+        "perf/training_s": [5, 10, 12],
+    }
     with open(tmp_path / "csv" / "metrics.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert [int(row["step"]) for row in rows if row["train/loss"]] == [4, 9]

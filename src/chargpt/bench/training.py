@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from chargpt.bench.flops import matmul_parameters, mfu, training_flops_per_token
+from chargpt.bench.flops import mfu
 from chargpt.bench.hardware import Peak, describe_machine, peak_flops
 from chargpt.bench.loops import LOOP_DESCRIPTIONS, LOOPS, Block, make_runner
 from chargpt.bench.workload import Workload
 from chargpt.cli import Table, to_markdown
-from chargpt.model.parameters import num_parameters
+from chargpt.model.parameters import matmul_parameters, num_parameters, training_flops_per_token
 from chargpt.runs.sweep import expand_sweep
 
 MIB = 2**20

@@ -1,41 +1,25 @@
-"""The comparison as a table: the settings that differ between runs, then each run's results.
+"""The per-run table: the settings that differ between runs, then each run's results.
 
 Columns are the keys whose values differ. Keys set on the command line come first (`model/size`,
 `model.norm_position`). A config value that a swept config group sets (`model.n_layer` under
 `model/size`, anything under `experiment`) is left out when it follows from the swept values, so
 a sweep shows the grid it swept and nothing twice; any other difference is shown. Rows are plain
 strings in a `chargpt.cli.Table`, shown with rich in the terminal and as markdown in `compare.md`.
+
+The grouped table, one row per group of seeds, is `chargpt.compare.group_table`.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from fnmatch import fnmatch
 from typing import Any
 
 from chargpt.cli import Table
 from chargpt.runs.read import INCOMPLETE, NOT_STARTED, Run
 from chargpt.runs.record import ABSENT, RESULT_LABELS
+from chargpt.runs.variant import is_setting
 
-# Settings that differ from run to run without changing the experiment: where files went, the
-# wandb run's name and group, the Hydra and path groups, and the resume checkpoint.
-NOISE = (
-    "paths.*",
-    "paths",
-    "hydra.*",
-    "hydra/*",
-    "hydra",
-    "local",
-    "ckpt_path",
-    "num_params",
-    "data.data_dir",
-    "logger.*.save_dir",
-    "logger.wandb.name",
-    "logger.wandb.group",
-    "callbacks.*.dirpath",
-    "trainer.default_root_dir",
-)
 EXPERIMENT = "experiment"  # the group of experiments/*.yaml, which may set any key
 NUMBER_COLUMNS = RESULT_LABELS  # right-aligned; `Results` declares them
 RESULT_COLUMNS = (*RESULT_LABELS, "status")
@@ -67,7 +51,8 @@ def _only_moved(key: str, runs: Sequence[Run]) -> bool:
 
 
 def _is_noise(key: str) -> bool:
-    return any(fnmatch(key, pattern) for pattern in NOISE)
+    """Where files went, names, the resume checkpoint (`chargpt.runs.variant.NOT_SETTINGS`)."""
+    return not is_setting(key)
 
 
 def _set_by_group(key: str, swept: list[str], runs: Sequence[Run]) -> bool:

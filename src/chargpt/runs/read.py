@@ -47,7 +47,21 @@ class Run(Results):
     # The keys set on the run's command line, in order: the columns people swept.
     overridden: list[str] = field(default_factory=list)
     val_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, val/loss)
+    # (step, training seconds so far, validation excluded): `perf/training_s`.
+    time_curve: list[tuple[int, float]] = field(default_factory=list)
+    global_step: int | None = None  # optimizer steps, from run.json
     label: str = ""
+
+    @property
+    def tokens_per_step(self) -> float | None:
+        """Training tokens per optimizer step (batch × context × accumulation × processes)."""
+        if self.tokens_seen and self.global_step:
+            return self.tokens_seen / self.global_step
+        return None
+
+    @property
+    def flops_per_token(self) -> float | None:
+        return self.flops / self.tokens_seen if self.flops and self.tokens_seen else None
 
 
 def load_run_dir(path: Path) -> Run:
@@ -57,7 +71,7 @@ def load_run_dir(path: Path) -> Run:
     hydra = (_read_yaml(path / HYDRA_FILE) or {}).get("hydra", {})
     choices = hydra.get("runtime", {}).get("choices", {})
     overrides = record.overrides if record else _read_yaml(path / OVERRIDES_FILE) or []
-    curve, last_logged = read_metrics(path)
+    curve, time_curve, last_logged = read_metrics(path)
     from_logs: dict[str, Any] = logged_results(last_logged)
     hparams = _read_yaml(path / HPARAMS_FILE)
     num_params = hparams.get("num_params") if isinstance(hparams, dict) else None
@@ -72,6 +86,8 @@ def load_run_dir(path: Path) -> Run:
         settings=_current_keys(flatten(config)) | choices,
         overridden=[_current_key(override_key(o)) for o in overrides],
         val_curve=curve,
+        time_curve=time_curve,
+        global_step=record.global_step if record else None,
         **(from_logs | from_record),
     )
     if _finite(run.best_val_loss) is None:  # none in run.json, or a diverged run's NaN
@@ -122,35 +138,45 @@ def override_key(override: str) -> str:
     return re.sub(r"^[+~]+", "", override.partition("=")[0])
 
 
-Metrics = tuple[list[tuple[int, float]], dict[str, float]]
+Curve = list[tuple[int, float]]
+Metrics = tuple[Curve, Curve, dict[str, float]]
+TIME_METRIC = "perf/training_s"
 
 
 def read_metrics(run_dir: Path) -> Metrics:
-    """The val/loss curve, and the last value of each metric a result falls back on (`Results`),
-    from CSV or else TensorBoard files."""
+    """The val/loss curve, the training-time curve, and the last value of each metric a result
+    falls back on (`Results`), from CSV or else TensorBoard files."""
     metrics = run_dir / METRICS_FILE
     if metrics.is_file():
         return _read_csv_metrics(metrics)
     events = sorted(run_dir.glob(f"{TENSORBOARD_DIR}/**/events.out.tfevents.*"))
     if events:
         return _read_tensorboard(events[0].parent)
-    return [], {}
+    return [], [], {}
 
 
 def _read_csv_metrics(path: Path) -> Metrics:
-    curve, last = [], {}
+    curve, time_curve, last = [], [], {}
     with open(path, newline="", encoding="utf-8") as file:
         for row in csv.DictReader(file):
-            try:  # rows are sparse, and a running job may be rewriting the file
-                if _finite(float(row.get("val/loss") or "nan")) is not None:
-                    curve.append((int(row["step"]), float(row["val/loss"])))
-            except (TypeError, ValueError):
-                pass
+            _append_point(curve, row, "val/loss")  # rows are sparse
+            _append_point(time_curve, row, TIME_METRIC)
             for metric in RESULT_METRICS:
                 with contextlib.suppress(TypeError, ValueError):
                     if row.get(metric):
                         last[metric] = float(row[metric])
-    return curve, last
+    return curve, time_curve, last
+
+
+def _append_point(curve: Curve, row: dict[str, str], metric: str) -> None:
+    """(step, value) from a metrics row that holds a finite `metric`; a running job may be
+    rewriting the file, so anything else is skipped."""
+    try:
+        value = float(row.get(metric) or "nan")
+        if _finite(value) is not None:
+            curve.append((int(row["step"]), value))
+    except (TypeError, ValueError):
+        pass
 
 
 def _read_tensorboard(log_dir: Path) -> Metrics:
@@ -160,10 +186,14 @@ def _read_tensorboard(log_dir: Path) -> Metrics:
     events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
     events.Reload()
     tags = events.Tags()["scalars"]
-    scalars = events.Scalars("val/loss") if "val/loss" in tags else []
-    curve = [(e.step, e.value) for e in scalars if _finite(e.value) is not None]
+    curve, time_curve = (
+        [(e.step, e.value) for e in events.Scalars(tag) if _finite(e.value) is not None]
+        if tag in tags
+        else []
+        for tag in ("val/loss", TIME_METRIC)
+    )
     last = {metric: events.Scalars(metric)[-1].value for metric in RESULT_METRICS if metric in tags}
-    return curve, last
+    return curve, time_curve, last
 
 
 def _finite(value: float | None) -> float | None:

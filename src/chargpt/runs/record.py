@@ -48,6 +48,11 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
+def scientific(value: float) -> str:
+    """3.46e+12: a FLOPs count."""
+    return f"{value:.3g}"
+
+
 def decimals(digits: int, grouped: bool = False) -> Callable[[float], str]:
     """A float with `digits` decimals (and thousands separators when `grouped`)."""
     spec = f"{',' if grouped else ''}.{digits}f"
@@ -82,7 +87,8 @@ class Results:
     field) and of compare's table (its label), in this order. A new result is one field here.
 
     Losses are in nats per character, bpc in bits per character; tokens are training tokens
-    (characters), counted over the whole run, validation excluded.
+    (characters), counted over the whole run, validation excluded, and FLOPs the training
+    arithmetic they cost.
     """
 
     num_params: int | None = result("params", format_count)
@@ -90,6 +96,8 @@ class Results:
     val_bpc: float | None = result("val bpc", decimals(3), decimals(4))
     test_loss: float | None = result("test loss", decimals(4), decimals(4), "test/loss")
     tokens_seen: int | None = result("tokens seen", format_count)
+    # tokens_seen × training FLOPs per token (chargpt.model.parameters)
+    flops: int | None = result("FLOPs", scientific)
     tokens_per_s: float | None = result(
         "tokens/s", decimals(0, grouped=True), decimals(0), "perf/tokens_per_s"
     )

@@ -20,6 +20,7 @@ from chargpt.errors import ChargptError, SettingError
 from chargpt.runs import renamed
 from chargpt.runs.checkpoint import CheckpointError, load_checkpoint
 from chargpt.runs.compose import CONF_DIR
+from chargpt.training.budget import BUDGETS, budget_of
 from chargpt.training.callbacks.samples import SampleCallback
 from chargpt.training.module import GPTLightningModule, check_compile
 from chargpt.training.resume_state import check_training_state
@@ -35,6 +36,7 @@ def check_settings(cfg: DictConfig) -> None:
     check_compile(cfg.compile)
     instantiate(cfg.model, vocab_size=1)  # only the vocabulary waits for the data
     check_trainer_steps(cfg.trainer)
+    budget_of(cfg.trainer)
     instantiate(cfg.optimizer, _convert_="all")
     instantiate(cfg.scheduler)
 
@@ -169,9 +171,12 @@ def lightning_trainer_config(trainer_cfg: DictConfig) -> dict:
     """`cfg.trainer` as Lightning's Trainer takes it, resolved.
 
     `val_every_n_steps` counts optimizer steps and is not a Lightning argument: it becomes
-    Lightning's `val_check_interval`, which counts batches.
+    Lightning's `val_check_interval`, which counts batches. `max_tokens` and `max_flops` are not
+    either: `derive_max_steps` has set `max_steps` from them.
     """
     settings = OmegaConf.to_container(trainer_cfg, resolve=True)
+    for budget in BUDGETS:  # already turned into max_steps (chargpt.training.budget)
+        settings.pop(budget, None)
     steps = settings.pop("val_every_n_steps")
     settings["val_check_interval"] = steps * settings["accumulate_grad_batches"]
     return settings

@@ -13,7 +13,8 @@ from chargpt.training.module import writes_logs_after
 
 
 class TrainingThroughput(L.Callback):
-    """The run's training tokens and their rate so far, logged as `perf/tokens_per_s`.
+    """The run's training tokens and their rate so far, logged as `perf/tokens_per_s`, and its
+    training seconds so far as `perf/training_s` (compare's wall-time axis).
 
     Training time runs from the start of training, or the end of a validation, to the end of the
     last training batch: validation is never counted. Only host-side numbers (batch shapes, the
@@ -49,6 +50,7 @@ class TrainingThroughput(L.Callback):
         rate = self.tokens_per_s
         if rate is not None and writes_logs_after(trainer, trainer.global_step):
             pl_module.log("perf/tokens_per_s", rate)
+            pl_module.log("perf/training_s", self.training_s)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._timed_since = None

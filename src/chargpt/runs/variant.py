@@ -1,0 +1,51 @@
+"""Which settings make a variant: everything but the seed and where files go.
+
+Runs of one variant over several seeds share a variant name, so dashboards can group them
+(wandb's "Group by variant" draws each group's mean and spread) and compare can pool them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatch
+
+from chargpt.runs.read import override_key
+
+# Keys that only change the random draw.
+SEED_KEYS = ("seed", "data.seed")
+# Keys that differ from run to run without changing the experiment: where files went, the wandb
+# run's name and group, the Hydra and path groups, the resume checkpoint, the logger choice.
+NOT_SETTINGS = (
+    "paths.*",
+    "paths",
+    "hydra.*",
+    "hydra/*",
+    "hydra",
+    "local",
+    "ckpt_path",
+    "num_params",
+    "variant",
+    "data.data_dir",
+    "logger.*.save_dir",
+    "logger.wandb.name",
+    "logger.wandb.group",
+    "callbacks.*.dirpath",
+    "trainer.default_root_dir",
+)
+DEFAULT_VARIANT = "default"  # no override besides the seed and paths
+
+
+def is_setting(key: str) -> bool:
+    """Whether `key` (`model.n_layer`, `model/size`) can tell one experiment from another."""
+    return not any(fnmatch(key, pattern) for pattern in NOT_SETTINGS)
+
+
+def variant_name(overrides: Sequence[str]) -> str:
+    """`model.norm_position=post,model.tie_weights=false` from a run's command-line overrides,
+    less its seed and where files go; `default` when nothing else was overridden."""
+    kept = [
+        override
+        for override in overrides
+        if (key := override_key(override)) not in SEED_KEYS and is_setting(key) and key != "logger"
+    ]
+    return ",".join(sorted(kept)) or DEFAULT_VARIANT

@@ -100,3 +100,12 @@ def test_rich_table_shows_title_note_and_right_aligned_numbers():
     (params_header,) = [line for line in lines if "params" in line]
     (short,) = [line for line in lines if " 12 " in line]
     assert short.index("12") + 2 == params_header.index("params") + len("params")
+
+
+def test_rich_cells_are_text_not_markup_and_a_pipe_gets_the_whole_width():
+    wide = Table(["optimizer.betas", "note"], [["[0.9, 0.95]", "x" * 150], ["[bold]", "y"]])
+    console = Console(record=True, width=80, force_terminal=False)
+    print_table(wide, console)
+    text = console.export_text()
+    assert "[0.9, 0.95]" in text and "[bold]" in text
+    assert "x" * 150 in text  # one line: not wrapped at the console's 80 columns

@@ -89,19 +89,34 @@ def wide_console() -> Console:
 
 
 def print_table(table: Table, console: Console) -> None:
+    """The table with rich; into a file or pipe, as wide as it needs, never wrapped. Cells are
+    text, not rich markup: a setting `[0.9, 0.95]` shows as written."""
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     rich_table = RichTable(
-        title=table.title or None,
-        caption=table.note or None,
+        title=escape(table.title) or None,
+        caption=escape(table.note) or None,
         title_justify="left",
         caption_justify="left",
     )
     for column in table.columns:
-        rich_table.add_column(column, justify="right" if column in table.right else "left")
+        justify = "right" if column in table.right else "left"
+        rich_table.add_column(escape(column), justify=justify)
     for row in table.rows:
-        rich_table.add_row(*row)
+        rich_table.add_row(*map(escape, row))
+    if not console.is_terminal:
+        console.width = max(console.width, table_width(table))
     console.print(rich_table)
+
+
+def table_width(table: Table) -> int:
+    """The characters a table takes unwrapped in rich's default box: each column's widest
+    cell, a space either side and a rule."""
+    widths = [len(column) for column in table.columns]
+    for row in table.rows:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    return sum(widths) + 3 * len(widths) + 1
 
 
 def to_markdown(table: Table) -> str:

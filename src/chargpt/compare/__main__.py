@@ -162,7 +162,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
     per_run = comparison_table(found.runs, found.keys)
     title = f"{plural(len(found.runs), 'run')}: {status_counts(found.runs)}"
     per_run = replace(per_run, title=title)
-    show_table(per_run if args.runs else groups, console)
+    print_table(per_run if args.runs else groups, console)
     out = args.out or default_out(args.paths)
     out.mkdir(parents=True, exist_ok=True)
     images = write_plots(found.rows, out, x=args.x)
@@ -185,22 +185,6 @@ def run(args: argparse.Namespace, console: Console) -> None:
     if links:
         count = plural(len(links), "wandb run")
         console.print(f"Browse the {count} together, offline: wandb leet {out / WANDB_LINKS}")
-
-
-def show_table(table: Table, console: Console) -> None:
-    """The table on the console; into a file or pipe, as wide as it needs, never wrapped."""
-    if not console.is_terminal:
-        console.width = max(console.width, table_width(table))
-    print_table(table, console)
-
-
-def table_width(table: Table) -> int:
-    """The characters a table takes unwrapped in rich's default box: each column's widest
-    cell, a space either side and a rule."""
-    widths = [len(column) for column in table.columns]
-    for row in table.rows:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
-    return sum(widths) + 3 * len(widths) + 1
 
 
 def groups_title(found: Comparison) -> str:

@@ -159,3 +159,12 @@ def test_the_fit_points_are_the_group_means_against_their_size():
     runs[-1].num_params = 4000
     points = fit_points(groups_of(runs)[0], "params")
     assert sorted(points) == [(1000.0, pytest.approx(2.15), "v=a"), (4000.0, 1.8, "v=b")]
+
+
+def test_only_finished_runs_count_toward_a_groups_statistics():
+    runs = [make_run(seed, 2.0 + seed / 10, model__norm_position="pre") for seed in (1, 2)]
+    for status in ("running", "failed", "interrupted"):
+        unfinished = make_run(3, 1.0, model__norm_position="pre")  # a low loss so far
+        unfinished.status = status
+        (group,), _ = groups_of([*runs, unfinished])
+        assert group.n == 2 and group.summary().mean == pytest.approx(2.15)

@@ -194,3 +194,15 @@ def test_the_fit_formula_gives_each_value_with_its_standard_error():
 def test_tick_labels_are_compact_for_counts_and_scientific_for_flops():
     assert [compact(v) for v in (0, 500, 1500, 2e6, 3e9)] == ["0", "500", "1.5K", "2M", "3G"]
     assert [scientific(v) for v in (0, 2.5e12, 1e13)] == ["0", "2.5e12", "1e13"]
+
+
+def test_a_running_job_does_not_cut_the_finished_runs_mean_short():
+    finished = [make_run(seed) for seed in (1, 2)]
+    running = make_run(3, losses=(1.0, 1.0), steps=STEPS[:2])
+    running.status = "running"
+    xs, means, _ = mean_curve(Group({}, [*finished, running]), "step")
+    assert list(xs) == list(STEPS)  # all four steps of the finished runs
+    assert means[0] == pytest.approx(np.mean([3.01, 3.02]))
+    # While none has finished, the runs under way are the plot.
+    xs, _, _ = mean_curve(Group({}, [running]), "step")
+    assert list(xs) == list(STEPS[:2])

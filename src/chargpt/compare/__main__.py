@@ -11,12 +11,12 @@ PATH is a run folder, a sweep (multirun) folder, a folder holding either (search
 deep), or a wandb folder or run. Only local files are read: no network, no wandb server.
 
 Runs that differ only in their seed (and in paths and names) form a group, one row of the table,
-lowest mean best val loss first: the settings that tell the groups apart, n (the runs with a
-best val loss), the best val loss as mean ± std over the seeds and the 95 % Student-t interval
-of its mean, val bpc, test loss, tokens/s, parameters, and the difference to the baseline group
-with its 95 % interval, p-value and test (paired over seeds when both groups ran the same
-seeds, else Welch's), marked "within noise" when that interval holds 0. Groups of one run have
-no spread ("-").
+lowest mean best val loss first: the settings that tell the groups apart, n (the finished runs
+with a best val loss), the best val loss as mean ± std over the seeds and the 95 % Student-t
+interval of its mean, val bpc, test loss, tokens/s, parameters, and the difference to the
+baseline group with its 95 % interval, p-value and test (paired over seeds when both groups ran
+the same seeds, else Welch's), marked "within noise" when that interval holds 0. Groups of one
+run have no spread ("-").
 
 Options:
   --runs                 show one row per run instead (settings, results, status); compare.md

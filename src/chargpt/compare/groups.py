@@ -21,6 +21,7 @@ from chargpt.runs.read import Run
 from chargpt.runs.variant import SEED_KEYS
 
 SEED = "seed"
+FINISHED = "finished"
 # What --fit puts on the x axis: the `Results` field of each choice.
 FIT_FIELDS = {"params": "num_params", "tokens": "tokens_seen", "flops": "flops"}
 SHOWN_MATCHES = 3  # groups an ambiguous --baseline lists
@@ -47,8 +48,10 @@ class Group:
 
     @property
     def scored(self) -> list[Run]:
-        """The runs with a best val loss: those the statistics count (n)."""
-        return [run for run in self.runs if _finite(run.best_val_loss)]
+        """The finished runs with a best val loss: those the statistics count (n). A running
+        job's best so far, or a failed one's, is not its variant's result; the per-run table
+        (`--runs`) still shows them."""
+        return [run for run in self.runs if run.status == FINISHED and _finite(run.best_val_loss)]
 
     @property
     def scored_seeds(self) -> list[object]:

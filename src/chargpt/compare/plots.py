@@ -150,7 +150,7 @@ def mean_curve(group: Group, x: str) -> Curve | None:
     """The group's curve over seeds: at each step every usable run logged, the mean x (the
     same for all seeds unless x is time), the mean loss and its sample std (ddof=1; NaN for a
     group of one run). None where no run can give x, or the runs share no step."""
-    curves = [curve for run in group.runs if (curve := run_curve(run, x))]
+    curves = [curve for run in plotted_runs(group) if (curve := run_curve(run, x))]
     if not curves:
         return None
     shared = sorted(set.intersection(*(set(curve) for curve in curves)))
@@ -163,9 +163,16 @@ def mean_curve(group: Group, x: str) -> Curve | None:
     return xs, losses.mean(axis=0), stds
 
 
+def plotted_runs(group: Group) -> list[Run]:
+    """The runs the statistics count (finished, `Group.scored`); while none has finished, all of
+    them, so a sweep under way shows its progress. A running job's curve would otherwise cut the
+    mean short at the steps it has reached."""
+    return group.scored or group.runs
+
+
 def curve_runs(group: Group, x: str) -> int:
     """How many of the group's runs its mean curve on `x` is made from: its n in the legend."""
-    return sum(1 for run in group.runs if run_curve(run, x))
+    return sum(1 for run in plotted_runs(group) if run_curve(run, x))
 
 
 # --- the plots -----------------------------------------------------------------------------------
@@ -212,7 +219,7 @@ def plot_loss_vs_params(groups: Sequence[Group], colours: Sequence[tuple]) -> Fi
     figure, ax = _figure()
     sizes = []
     for group, colour in zip(groups, colours, strict=True):
-        runs = [run for run in group.runs if _finite(run.best_val_loss) and run.num_params]
+        runs = [run for run in group.scored if run.num_params]
         if not runs:
             continue
         size = float(np.mean([run.num_params for run in runs]))  # seeds share the size

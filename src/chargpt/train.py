@@ -151,7 +151,7 @@ def _prepare(cfg: DictConfig) -> tuple[CharDataModule, GPTLightningModule, StepC
     datamodule.setup("fit")
     with open_dict(cfg):
         cfg.model.vocab_size = datamodule.vocab_size  # facts flow one way: data -> model
-    cost = derive_max_steps(cfg)  # before the schedule reads trainer.max_steps
+    cost = derive_max_steps(cfg, _task_overrides())  # before the schedule reads max_steps
     if cost is not None and rank_zero_only.rank == 0:
         key, value = budget_of(cfg.trainer)
         print(f"trainer.{key}={value:g}: {cfg.trainer.max_steps:,} steps of {describe(cost)}")
@@ -286,6 +286,11 @@ def _tokens_seen(trainer: L.Trainer) -> int | None:
         return None
     per_step = data.batch_size * data.block_size * trainer.accumulate_grad_batches
     return trainer.global_step * per_step * trainer.world_size
+
+
+def _task_overrides() -> list[str]:
+    """The run's command line (resumed: with the overrides replayed from its folder)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def _in_sweep() -> bool:

@@ -227,6 +227,14 @@ def test_nothing_to_compare_is_one_line_and_a_failure(tmp_path, capsys, setup, m
     assert not (path / "compare.md").exists()
 
 
+def test_an_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    make_run(tmp_path / "runs" / "a")
+    (tmp_path / "report").write_text("not a folder")
+    assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a file, not a folder" in err
+
+
 def nested(settings: dict[str, object]) -> dict:
     """{"model.norm_position": "post"} -> {"model": {"norm_position": "post"}}: a config."""
     config: dict = {}

@@ -168,3 +168,39 @@ def test_only_finished_runs_count_toward_a_groups_statistics():
         unfinished.status = status
         (group,), _ = groups_of([*runs, unfinished])
         assert group.n == 2 and group.summary().mean == pytest.approx(2.15)
+
+
+def test_best_of_prefers_a_value_whose_every_seed_finished_and_says_why():
+    runs = sweep({("post", 0.002): 2.30, ("post", 0.004): 2.25})
+    diverged = next(
+        r for r in runs if r.settings["optimizer.lr"] == 0.004 and r.settings["seed"] == 2
+    )
+    diverged.status = "failed"  # its seed 2 diverged: a mean over seed 1 alone looks best
+    groups, keys = groups_of(runs)
+    chosen = best_of(groups, keys, "optimizer.lr")
+    assert [g.settings["optimizer.lr"] for g in chosen.chosen] == ["0.002"]
+    assert any("optimizer.lr=0.004" in w and "over 1 of 2 runs" in w for w in chosen.warnings)
+    (failed_group,) = [g for g in groups if g.settings["optimizer.lr"] == "0.004"]
+    assert failed_group.uncounted_note() == (
+        "optimizer.lr=0.004: 1 of 2 runs not counted (1 failed); its figures are over the other 1"
+    )
+    assert [g.uncounted_note() for g in chosen.chosen] == [None]
+
+
+def test_a_baseline_key_given_twice_is_one_line():
+    groups, keys = groups_of(sweep(LR_SWEEP))
+    with pytest.raises(ChargptError, match=r"names model\.norm_position twice"):
+        find_baseline(groups, keys, ["model.norm_position=pre", "model.norm_position=post"])
+
+
+def test_no_test_is_named_where_a_single_run_allows_none():
+    from chargpt.compare.group_table import GROUP_COLUMNS, grouped_csv, grouped_table
+
+    runs = [make_run(1, 2.0, v="a"), make_run(1, 2.2, v="b")]  # one seed each
+    groups, keys = groups_of(runs)
+    table = grouped_table(groups, keys, groups[0])
+    row = dict(zip(table.columns, table.rows[1], strict=True))
+    assert row["test"] == "-" and row["p"] == "-" and row["vs baseline"] == "-"
+    assert "test" in GROUP_COLUMNS
+    last = grouped_csv(groups, keys, groups[0]).splitlines()[-1].split(",")
+    assert last[-2:] == ["", ""]  # test, within_noise

@@ -138,3 +138,12 @@ def test_fewer_than_three_distinct_x_values_cannot_be_fitted():
 
 def _errors(fit: PowerLawFit) -> list[tuple[float, float]]:
     return [(fit.E_se, fit.E), (fit.A_se, fit.A), (fit.alpha_se, fit.alpha)]
+
+
+@pytest.mark.parametrize(
+    "losses", [(2.0, 2.0, 2.0, 2.0), (1.9, 2.0, 2.1, 2.2)], ids=["flat", "rising"]
+)
+def test_a_fit_to_losses_that_do_not_fall_leaves_alpha_undetermined(losses):
+    fit = fit_power_law([1e5, 1e6, 1e7, 1e8], losses)
+    assert fit.alpha > 0
+    assert math.isinf(fit.alpha_se) and math.isinf(fit.A_se)  # not a confident 0

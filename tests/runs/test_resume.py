@@ -146,12 +146,14 @@ def test_a_copied_run_resumes_twice_as_one_unbroken_run(tmp_path, play_file):
 
 def test_a_token_budget_derives_the_steps_and_survives_a_resume(tmp_path, play_file):
     data = ["data=text", f"data.path={play_file}", "logger=csv"]
+    # The schedule follows the derived length here: RESUMABLE's fixed decay_steps is undone.
+    budgeted = [o for o in RESUMABLE if not o.startswith("scheduler.decay_steps=")]
     per_step = 8 * 16  # RESUMABLE's batch x context
     unbroken = tmp_path / "unbroken"
-    run([*data, *RESUMABLE, f"trainer.max_tokens={12 * per_step}", f"hydra.run.dir={unbroken}"])
+    run([*data, *budgeted, f"trainer.max_tokens={12 * per_step}", f"hydra.run.dir={unbroken}"])
     # A run launched with that budget and stopped at step 6: its folder names the 12-step budget.
     halves = tmp_path / "halves"
-    run([*data, *RESUMABLE, f"trainer.max_tokens={6 * per_step}", f"hydra.run.dir={halves}"])
+    run([*data, *budgeted, f"trainer.max_tokens={6 * per_step}", f"hydra.run.dir={halves}"])
     for name in (".hydra/overrides.yaml", "run.json"):
         path = halves / name
         path.write_text(path.read_text().replace(f"={6 * per_step}", f"={12 * per_step}"))
@@ -162,7 +164,11 @@ def test_a_token_budget_derives_the_steps_and_survives_a_resume(tmp_path, play_f
         record = json.loads((folder / "run.json").read_text())
         assert record["global_step"] == 12 and record["tokens_seen"] == 12 * per_step
         assert record["flops"] == 12 * per_step * training_flops_per_token(model)
-    assert csv_metric(halves, "train/loss") == csv_metric(unbroken, "train/loss")
+    # After the resume the learning rate follows the unbroken run's 12-step schedule, step for
+    # step (the first launch had decayed over its own 6).
+    rates = csv_metric(unbroken, "lr-AdamW/pg1")
+    assert len(rates) == 12 and rates[7] != rates[11]
+    assert csv_metric(halves, "lr-AdamW/pg1")[7:] == rates[7:]
 
 
 @pytest.mark.parametrize(

@@ -33,3 +33,8 @@ def test_a_run_of_defaults_is_the_default_variant():
 def test_settings_and_not_settings():
     assert is_setting("model.n_layer") and is_setting("model/size") and is_setting("seed")
     assert not is_setting("logger.wandb.name") and not is_setting("callbacks.ckpt.dirpath")
+
+
+def test_the_logger_choice_and_its_settings_are_not_settings():
+    assert not is_setting("logger") and not is_setting("logger.wandb.project")
+    assert variant_name(["logger=csv", "model/size=tiny"]) == "model/size=tiny"

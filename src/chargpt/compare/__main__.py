@@ -76,7 +76,7 @@ from chargpt.compare.table import (
     unfinished_note,
 )
 from chargpt.compare.wandb_runs import link_wandb_runs
-from chargpt.errors import OneLineArgumentParser
+from chargpt.errors import ChargptError, OneLineArgumentParser
 from chargpt.runs.files import write_atomically
 from chargpt.runs.read import Run
 
@@ -164,10 +164,13 @@ def run(args: argparse.Namespace, console: Console) -> None:
     per_run = replace(per_run, title=title)
     print_table(per_run if args.runs else groups, console)
     out = args.out or default_out(args.paths)
+    if out.exists() and not out.is_dir():
+        raise ChargptError(f"--out {out}: a file, not a folder; name a folder for the report")
     out.mkdir(parents=True, exist_ok=True)
     images = write_plots(found.rows, out, x=args.x)
     notes = [note] if (note := unfinished_note(found.runs)) else []
     notes += [f"warning: {warning}" for warning in found.warnings]
+    notes += [f"note: {line}" for group in found.rows if (line := group.uncounted_note())]
     if args.fit:
         fitted, fit_image = fit_line(found.rows, args.fit, out)
         notes.append(fitted)

@@ -96,7 +96,7 @@ def _versus(group: Group, baseline: Group | None) -> list[str]:
         f"{found.delta:+.4f}",
         _interval(found.ci_low, found.ci_high, "{:+.4f}"),
         _shown(found.p_value, "{:.2g}".format),
-        found.test,
+        _test_name(found, ABSENT),
         verdict,
     ]
 
@@ -141,7 +141,7 @@ def grouped_csv(
             _csv_number(group.mean("flops")),
             *_csv_versus(group, baseline),
         ]
-        seeds = " ".join(show(seed) for seed in group.scored_seeds)
+        seeds = " ".join(sorted((show(seed) for seed in group.scored_seeds), key=_seed_order))
         writer.writerow([*(group.settings[key] for key in keys), *chosen, group.n, seeds, *figures])
     return buffer.getvalue()
 
@@ -164,7 +164,12 @@ def _csv_versus(group: Group, baseline: Group | None) -> list[str]:
         return [""] * 6
     numbers = (found.delta, found.ci_low, found.ci_high, found.p_value)
     noise = {None: "", True: "true", False: "false"}[found.within_noise]
-    return [*map(_csv_number, numbers), found.test, noise]
+    return [*map(_csv_number, numbers), _test_name(found, ""), noise]
+
+
+def _test_name(found: Difference, absent: str) -> str:
+    """The test that gave the p-value; none ran where a group has a single run."""
+    return absent if math.isnan(found.p_value) else found.test
 
 
 def _csv_number(value: float | None) -> str:
@@ -172,3 +177,11 @@ def _csv_number(value: float | None) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def _seed_order(seed: str) -> tuple[int, float | str]:
+    """1 2 10: seeds that are numbers in numeric order, the rest after them."""
+    try:
+        return (0, float(seed))
+    except ValueError:
+        return (1, seed)

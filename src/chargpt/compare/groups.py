@@ -11,6 +11,7 @@ power-law fit (`--fit`).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -61,6 +62,24 @@ class Group:
     @property
     def n(self) -> int:
         return len(self.scored)
+
+    @property
+    def complete(self) -> bool:
+        """Every run finished with a best val loss: none failed, diverged or is still going."""
+        return self.n == len(self.runs)
+
+    def uncounted_note(self) -> str | None:
+        """`model.norm_position=post: 1 of 3 runs not counted (1 failed)`, where runs are left
+        out of the group's figures; a failed seed is part of what a setting does."""
+        if self.complete:
+            return None
+        left = [run for run in self.runs if run not in self.scored]
+        reasons = Counter(run.status if run.status != FINISHED else "no val loss" for run in left)
+        why = ", ".join(f"{count} {reason}" for reason, count in reasons.items())
+        return (
+            f"{self.label}: {len(left)} of {len(self.runs)} runs not counted ({why}); "
+            f"its figures are over the other {self.n}"
+        )
 
     def values(self, name: str) -> list[float]:
         """The scored runs' values of the result `name` (`Results`), where known."""
@@ -124,7 +143,11 @@ def find_baseline(
     if not wanted:
         best = sort_groups(groups)[0] if groups else None
         return best if best is not None and best.n else None
-    asked = dict(_parse_setting(text, keys, "--baseline") for text in wanted)
+    pairs = [_parse_setting(text, keys, "--baseline") for text in wanted]
+    asked = dict(pairs)
+    if len(asked) < len(pairs):
+        twice = next(key for key, _ in pairs if [k for k, _ in pairs].count(key) > 1)
+        raise ChargptError(f"--baseline names {twice} twice; give each KEY once")
     spec = " ".join(f"--baseline {key}={value}" for key, value in asked.items())
     matches = [g for g in groups if all(g.settings[k] == v for k, v in asked.items())]
     if not matches:
@@ -142,7 +165,9 @@ def find_baseline(
         )
     (baseline,) = matches
     if not baseline.n:
-        raise ChargptError(f"{spec}: the group {baseline.label} has no best val loss yet")
+        raise ChargptError(
+            f"{spec}: the group {baseline.label} has no finished run with a best val loss yet"
+        )
     return baseline
 
 
@@ -192,7 +217,22 @@ def best_of(groups: Sequence[Group], keys: Sequence[str], key: str) -> BestOf:
         variants.setdefault(rest, []).append(group)
     chosen, warnings = [], []
     for members in variants.values():
-        best = sort_groups(members)[0]
+        # A value at which some seeds failed (diverged) or are not done is not preferred over
+        # one whose every seed finished: its mean is over the survivors.
+        best = sort_groups([g for g in members if g.complete])
+        best = (best or sort_groups(members))[0]
+        passed_over = [g for g in sort_groups(members) if g.n and not g.complete]
+        if (
+            best.complete
+            and passed_over
+            and passed_over[0].mean("best_val_loss") < best.mean("best_val_loss")
+        ):
+            warnings.append(
+                f"{key}={passed_over[0].settings[key]} for {variant_label(best, key) or 'all'} "
+                f"has a lower mean, over {passed_over[0].n} of {len(passed_over[0].runs)} runs "
+                f"(the rest failed or are not done); chose {key}={best.settings[key]}, whose "
+                "every run finished"
+            )
         chosen.append(best)
         warning = _edge_warning(best, members, key)
         if warning:

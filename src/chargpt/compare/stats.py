@@ -150,6 +150,7 @@ def power_law(x: np.ndarray, E: float, A: float, alpha: float) -> np.ndarray:
 
 
 MIN_FIT_POINTS = 3  # distinct x values: one per parameter
+ALPHA_MIN = 1e-6  # alpha > 0: a loss that falls with X
 ALPHA_GUESSES = np.geomspace(0.01, 3.0, 25)
 
 
@@ -177,7 +178,7 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> PowerLawFit:
             u,
             ys,
             p0=_initial_guess(u, ys),
-            bounds=([0.0, 0.0, 0.0], [np.inf, np.inf, np.inf]),
+            bounds=([0.0, 0.0, ALPHA_MIN], [np.inf, np.inf, np.inf]),
             maxfev=20_000,
         )
     E, a, alpha = (float(value) for value in params)
@@ -189,6 +190,13 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> PowerLawFit:
         A = a * factor
         gradient = np.array([factor, A * log_scale])
         (A_se,) = _standard_errors([gradient @ pcov[1:, 1:] @ gradient])
+    # A parameter pinned at its bound is not estimated: its covariance says nothing (flat or
+    # rising losses drive A to 0, where alpha is free).
+    tolerance = 1e-6 * max(float(np.max(np.abs(ys))), 1e-12)
+    if math.isclose(E, 0.0, abs_tol=tolerance):  # E >= 0 by its bound
+        E_se = math.inf
+    if a <= tolerance or alpha <= ALPHA_MIN * (1 + 1e-6):
+        A_se = alpha_se = math.inf
     return PowerLawFit(E, A, alpha, E_se, A_se, alpha_se)
 
 
@@ -209,4 +217,4 @@ def _initial_guess(u: np.ndarray, y: np.ndarray) -> list[float]:
     _, E, a, alpha = min(candidates)
     # curve_fit with bounds must start strictly inside them.
     scale = max(float(np.ptp(y)), 1e-12)
-    return [max(E, 1e-9 * scale), max(a, 1e-6 * scale), alpha]
+    return [max(E, 1e-9 * scale), max(a, 1e-6 * scale), max(alpha, 2 * ALPHA_MIN)]

@@ -13,8 +13,9 @@ from chargpt.runs.read import override_key
 
 # Keys that only change the random draw.
 SEED_KEYS = ("seed", "data.seed")
-# Keys that differ from run to run without changing the experiment: where files went, the wandb
-# run's name and group, the Hydra and path groups, the resume checkpoint, the logger choice.
+# Keys that differ from run to run without changing the experiment: where files went, the Hydra
+# and path groups, the resume checkpoint, the loggers (which, and their settings: the wandb
+# run's name and group, its project).
 NOT_SETTINGS = (
     "paths.*",
     "paths",
@@ -26,9 +27,8 @@ NOT_SETTINGS = (
     "num_params",
     "variant",
     "data.data_dir",
-    "logger.*.save_dir",
-    "logger.wandb.name",
-    "logger.wandb.group",
+    "logger",
+    "logger.*",
     "callbacks.*.dirpath",
     "trainer.default_root_dir",
 )
@@ -46,6 +46,6 @@ def variant_name(overrides: Sequence[str]) -> str:
     kept = [
         override
         for override in overrides
-        if (key := override_key(override)) not in SEED_KEYS and is_setting(key) and key != "logger"
+        if (key := override_key(override)) not in SEED_KEYS and is_setting(key)
     ]
     return ",".join(sorted(kept)) or DEFAULT_VARIANT

@@ -17,6 +17,7 @@ replaying its folder's settings, derives the same length.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import lightning as L
@@ -27,6 +28,7 @@ from omegaconf import DictConfig, open_dict
 from chargpt.errors import ChargptError
 from chargpt.model import GPT
 from chargpt.model.parameters import training_flops_per_token
+from chargpt.runs.read import override_key
 
 BUDGETS = {"max_tokens": "training tokens (characters)", "max_flops": "training FLOPs"}
 
@@ -74,20 +76,30 @@ def budget_of(trainer_cfg: DictConfig) -> tuple[str, float] | None:
     return key, value
 
 
-def derive_max_steps(cfg: DictConfig) -> StepCost | None:
-    """Set `cfg.trainer.max_steps` from the run's budget, if it has one; returns the step cost."""
+def derive_max_steps(cfg: DictConfig, overrides: Sequence[str] = ()) -> StepCost | None:
+    """Set `cfg.trainer.max_steps` from the run's budget, if it has one; returns the step cost.
+
+    `overrides` are the run's command line: a `trainer.max_steps=` there would be overruled by
+    the budget without a word, so it is an error instead.
+    """
     budget = budget_of(cfg.trainer)
     if budget is None:
         return None
     key, value = budget
+    given_steps = [o for o in overrides if override_key(o) == "trainer.max_steps"]
+    if given_steps:
+        raise ChargptError(
+            f"{given_steps[-1]} and trainer.{key}={value:g} both set the run's length; count "
+            f"steps with trainer.{key}=null, or change trainer.{key} instead"
+        )
     cost = step_cost(cfg)
     per_step = cost.tokens_per_step if key == "max_tokens" else cost.flops_per_step
     steps = int(value // per_step)
     if steps < 1:
-        unit = "tokens" if key == "max_tokens" else "FLOPs"
+        flops = f", {cost.flops_per_step:,} FLOPs" if key == "max_flops" else ""
         raise ChargptError(
-            f"trainer.{key}={value:g} is below one optimizer step ({per_step:,} {unit}: "
-            f"{describe(cost)}); raise it, or make the batch smaller"
+            f"trainer.{key}={value:g} is below one optimizer step, which takes "
+            f"{describe(cost)}{flops}; raise it, or make the batch smaller"
         )
     with open_dict(cfg):
         cfg.trainer.max_steps = steps
@@ -95,11 +107,11 @@ def derive_max_steps(cfg: DictConfig) -> StepCost | None:
 
 
 def describe(cost: StepCost) -> str:
-    """`batch × context × accumulation × processes = 2,048 tokens per step`."""
+    """`2,048 tokens (batch × context × accumulation × 1 process) of 4,932,864 FLOPs each`."""
+    processes = f"{cost.processes} process{'es' if cost.processes > 1 else ''}"
     return (
-        f"{cost.tokens_per_step:,} tokens per step (batch × context × accumulation × "
-        f"{cost.processes} process{'es' if cost.processes > 1 else ''}), "
-        f"{cost.flops_per_token:,} FLOPs per token"
+        f"{cost.tokens_per_step:,} tokens (batch × context × accumulation × {processes}) "
+        f"of {cost.flops_per_token:,} FLOPs each"
     )
 
 

@@ -35,10 +35,11 @@ def check_settings(cfg: DictConfig) -> None:
     check_precision(cfg.trainer.get("precision"))
     check_compile(cfg.compile)
     instantiate(cfg.model, vocab_size=1)  # only the vocabulary waits for the data
-    check_trainer_steps(cfg.trainer)
-    budget_of(cfg.trainer)
+    budgeted = budget_of(cfg.trainer) is not None
+    check_trainer_steps(cfg.trainer, budgeted)
     instantiate(cfg.optimizer, _convert_="all")
-    instantiate(cfg.scheduler)
+    if not budgeted:  # with a budget, once max_steps is derived (the schedule's length)
+        instantiate(cfg.scheduler)
 
 
 def _top_level_keys() -> set[str]:
@@ -74,11 +75,13 @@ def check_seed(seed: object) -> None:
         raise ChargptError(f"seed={seed!r}: must be a whole number from 0 to {MAX_SEED}")
 
 
-def check_trainer_steps(trainer_cfg: DictConfig) -> None:
-    """The step counts that Lightning would divide by, or loop on forever."""
+def check_trainer_steps(trainer_cfg: DictConfig, budgeted: bool = False) -> None:
+    """The step counts that Lightning would divide by, or loop on forever. Under a budget
+    (`chargpt.training.budget`) max_steps is derived, not given."""
     # The training stream is endless: only max_steps ends a run.
+    steps = () if budgeted else (("max_steps", "number of steps"),)
     for key, unit in (
-        ("max_steps", "number of steps"),
+        *steps,
         ("val_every_n_steps", "number of optimizer steps between validations"),
         ("accumulate_grad_batches", "whole number of batches per step (1: no accumulation)"),
         ("log_every_n_steps", "number of optimizer steps between logged metrics"),

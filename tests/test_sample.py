@@ -4,7 +4,7 @@ import torch
 from chargpt.model import GPT
 from chargpt.model.sampling import SamplingConfig, generate_text
 from chargpt.runs.checkpoint import load_checkpoint
-from chargpt.sample import main, parse_args
+from chargpt.sample import defaults, main, parse_args
 
 
 def sample(capsys, *args: str) -> tuple[int, str, str]:
@@ -64,8 +64,10 @@ def test_halve_window_matches_slide_until_the_window_moves(capsys, trained_check
         (["prompt=ALL#@"], "prompt='ALL#@' has characters the corpus lacks: '#', '@'"),
         (["stop=#"], "stop='#': must be one character of the corpus"),
         (["top_k=1000"], "top_k=1000: must be between 1 and the vocabulary size 39"),
-        (["temprature=1"], "Key 'temprature' not in 'SampleArgs'"),
-        (["sampling.top_k=3"], "Key 'sampling' not in 'SamplingConfig'"),
+        (["temprature=1"], "temprature: not a key of chargpt.sample (did you mean temperature?)"),
+        (["top_kk=4"], "top_kk: not a key of chargpt.sample (did you mean top_k?)"),
+        (["sampling.top_k=3"], "sampling.top_k: not a key of chargpt.sample (did you mean top_k?)"),
+        (["top_k.x=3"], "top_k.x: not a key of chargpt.sample (did you mean top_k?)"),
         (["top_k=many"], "top_k: Value 'many' of type 'str' could not be converted to Integer"),
     ],
 )
@@ -165,9 +167,14 @@ def test_cuda_without_a_gpu_is_a_device_error(capsys, tmp_path):
     assert "device=cuda: PyTorch sees no GPU here (torch " in err and "; use device=cpu" in err
 
 
-def test_help_names_batch_size(capsys):
+def test_help_lists_every_key_with_its_default(capsys):
     assert main(["--help"]) == 0
-    assert "batch_size" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    listed = dict(line.split(maxsplit=1) for line in out.split("defaults:\n", 1)[1].splitlines())
+    assert set(listed) == set(defaults())
+    assert listed["batch_size"] == "64" and listed["max_new_tokens"] == "500"
+    assert listed["prompt"] == repr("\n") and listed["top_k"] == "none"
+    assert listed["ckpt"].startswith("required")
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ window=halve keeps the last half and lets it fill up again: with the KV cache 2-
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from omegaconf import OmegaConf
@@ -53,6 +54,28 @@ DTYPES: dict[str, torch.dtype | None] = {
 TEXT_KEYS = ("ckpt", "prompt", "stop", "device", "dtype")
 
 
+def defaults() -> dict[str, object]:
+    """Every key the command takes, with its default (ckpt has none): its own, then sampling's."""
+    own = {f.name: f.default for f in fields(SampleArgs) if f.name != "sampling"}
+    own["ckpt"] = None
+    sampling = {key: getattr(DEFAULT_SAMPLING, key) for key in SAMPLING_KEYS}
+    return own | sampling
+
+
+def check_key(key: str) -> None:
+    """An unknown key fails in one line naming the nearest one (`top_kk` -> top_k)."""
+    known = defaults()
+    name = key.split(".")[0]
+    if name in known and name == key:
+        return
+    # `sampling.top_k=3`: the settings go by their own names.
+    close = difflib.get_close_matches(name, known, n=1) or difflib.get_close_matches(
+        key.rpartition(".")[2], known, n=1
+    )
+    hint = f"did you mean {close[0]}?" if close else f"the keys are {', '.join(known)}"
+    raise SettingError(f"{key}: not a key of chargpt.sample ({hint}); --help lists them all")
+
+
 def parse_args(argv: list[str]) -> SampleArgs:
     """key=value arguments: the sampling settings checked against `SamplingConfig`, the others
     against `SampleArgs` (unknown keys and bad types fail)."""
@@ -62,6 +85,7 @@ def parse_args(argv: list[str]) -> SampleArgs:
         key, equals, value = arg.partition("=")
         if not equals:
             raise SettingError(f"arguments are key=value pairs, got {arg!r}; see --help")
+        check_key(key)
         if key in TEXT_KEYS:
             texts[key] = value
         # A key `sampling` goes there too, to be refused: settings go by name, top_k=40.
@@ -106,6 +130,22 @@ def generate_samples(args: SampleArgs) -> Iterator[list[str]]:
         yield texts
 
 
+def help_text() -> str:
+    """The module's description, then every key with its default, as the command line takes it."""
+    width = max(map(len, defaults()))
+    shown = {key: _shown(value) for key, value in defaults().items()}
+    shown["ckpt"] = "required: the .ckpt file run.py wrote"
+    lines = [f"  {key:<{width}}  {text}" for key, text in shown.items()]
+    return f"{__doc__.rstrip()}\n\nKeys (key=value) and their defaults:\n" + "\n".join(lines)
+
+
+def _shown(value: object) -> str:
+    """As written on the command line; text quoted so that a newline prompt shows as \\n."""
+    if value is None:
+        return "none"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_command("chargpt.sample", _print_samples, argv, config_errors=True)
 
@@ -113,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 def _print_samples(argv: list[str]) -> None:
     """Print the samples as each batch is done, `---` between them."""
     if argv and argv[0] in ("-h", "--help"):
-        print(__doc__)
+        print(help_text())
         return
     printed = 0
     try:

@@ -44,7 +44,6 @@ Links to every run's wandb run go to --out/wandb, so `wandb leet OUT/wandb` brow
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -225,13 +224,7 @@ def fit_line(rows: list[Group], x: str, out: Path) -> tuple[str, Path | None]:
 
 def fit_formula(fit: PowerLawFit) -> str:
     """`L = E + A·X^(−alpha): E = 1.23 ± 0.01, A = 45.6 ± 2.1, alpha = 0.31 ± 0.006`."""
-    values = (("E", fit.E, fit.E_se), ("A", fit.A, fit.A_se), ("alpha", fit.alpha, fit.alpha_se))
-    shown = ", ".join(f"{name} = {value:.4g} ± {_error(se)}" for name, value, se in values)
-    return f"L = E + A·X^(−alpha): {shown}"
-
-
-def _error(value: float) -> str:
-    return f"{value:.2g}" if math.isfinite(value) else "inf (undetermined)"
+    return f"L = E + A·X^(−alpha): {fit.estimates(4, 'inf (undetermined)')}"
 
 
 def markdown_report(

@@ -26,12 +26,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from chargpt.compare.groups import Group
+from chargpt.compare.groups import FIT_FIELDS, Group
 from chargpt.compare.stats import PowerLawFit, summarize
 from chargpt.runs.read import Run
 
 X_AXES = ("step", "tokens", "flops", "time")
-FIT_AXES = ("params", "tokens", "flops")
+FIT_AXES = tuple(FIT_FIELDS)
 X_LABELS = {
     "step": "optimizer step",
     "tokens": "training tokens (characters)",
@@ -282,14 +282,7 @@ def _draw_fit(ax: Axes, points: Sequence[tuple[float, float, str]], fit: PowerLa
 
 def fit_formula(fit: PowerLawFit) -> str:
     """`L = 1.23 + 45.6·X^−0.310` and, below, each fitted value ± its standard error."""
-    values = (("E", fit.E, fit.E_se), ("A", fit.A, fit.A_se), ("α", fit.alpha, fit.alpha_se))
-    errors = ", ".join(f"{name} = {value:.3g} ± {_se(se)}" for name, value, se in values)
-    return f"L = {fit.E:.3g} + {fit.A:.3g}·X^−{fit.alpha:.3g}\n{errors}"
-
-
-def _se(value: float) -> str:
-    """A standard error; ∞ where the fit does not determine the parameter."""
-    return f"{value:.2g}" if math.isfinite(value) else "∞"
+    return f"L = {fit.E:.3g} + {fit.A:.3g}·X^−{fit.alpha:.3g}\n{fit.estimates(3, '∞', 'α')}"
 
 
 # --- axes and text ------------------------------------------------------------------------------

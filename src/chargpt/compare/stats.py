@@ -141,6 +141,19 @@ class PowerLawFit:
     A_se: float
     alpha_se: float
 
+    def estimates(self, digits: int, undetermined: str, alpha: str = "alpha") -> str:
+        """`E = 1.23 ± 0.01, A = 45.6 ± 2.1, alpha = 0.31 ± 0.006`; `undetermined` stands for an
+        infinite standard error."""
+        values = (
+            ("E", self.E, self.E_se),
+            ("A", self.A, self.A_se),
+            (alpha, self.alpha, self.alpha_se),
+        )
+        return ", ".join(
+            f"{name} = {value:.{digits}g} ± {f'{se:.2g}' if math.isfinite(se) else undetermined}"
+            for name, value, se in values
+        )
+
     def predict(self, x: np.ndarray | Sequence[float]) -> np.ndarray:
         return power_law(np.asarray(x, dtype=float), self.E, self.A, self.alpha)
 

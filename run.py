@@ -1,23 +1,9 @@
-"""Train a character-level GPT: `python run.py [overrides]`, or `python run.py -m` for a sweep."""
+"""Train a character-level GPT: `python run.py [overrides]`, or `python run.py -m` for a sweep.
 
-import sys
+The same command as `chargpt-train` (chargpt.train.main), which works from any directory.
+"""
 
-import hydra
-from omegaconf import DictConfig
-
-from chargpt.errors import ChargptError
-from chargpt.runs.resume import resume_arguments
-from chargpt.train import run_job
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float:
-    return run_job(cfg)
-
+from chargpt.train import main
 
 if __name__ == "__main__":
-    try:
-        sys.argv[1:] = resume_arguments(sys.argv[1:])
-    except ChargptError as error:
-        sys.exit(f"error: {error}")
     main()

@@ -1,9 +1,9 @@
-"""The train command's story: `run_job` around `train(cfg)`.
+"""The train command, `chargpt-train` or `python run.py`: `run_job` around `train(cfg)`.
 
 `train` checks the settings, builds the data, the module and the Trainer (`chargpt.training.
-trainer`, which the benchmark uses too), trains, tests and reports. `run_job`, the task `run.py`
-runs, holds the policy around it: the run folder's lock, run.json, one-line errors and exit codes,
-what an interrupted or failed run leaves behind.
+trainer`, which the benchmark uses too), trains, tests and reports. `run_job`, the Hydra task,
+holds the policy around it: the run folder's lock, run.json, one-line errors and exit codes,
+what an interrupted or failed run leaves behind, and what the console shows.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -26,21 +27,31 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from chargpt.data.datamodule import CharDataModule
-from chargpt.errors import one_line, user_error
+from chargpt.errors import ChargptError, one_line, user_error
 from chargpt.model.parameters import num_parameters, training_flops_per_token
 from chargpt.runs.checkpoint import CheckpointError
+from chargpt.runs.commands import TRAIN, command
+from chargpt.runs.compose import CONF_DIR
 from chargpt.runs.files import RunBusyError, run_lock
 from chargpt.runs.launch import discard_unused_folder
 from chargpt.runs.layout import CHECKPOINT_DIR, LAST_CHECKPOINT
 from chargpt.runs.record import RunRecord, write_sweep_summary
-from chargpt.runs.resume import check_targets, check_write_locations
-from chargpt.runs.variant import variant_name
+from chargpt.runs.resume import check_targets, check_write_locations, resume_arguments
+from chargpt.runs.variant import is_setting, run_label, variant_name
 from chargpt.training.budget import StepCost, budget_of, check_processes, derive_max_steps, describe
 from chargpt.training.callbacks.interrupt import INTERRUPTIONS, TrainingInterrupted
 from chargpt.training.callbacks.throughput import TrainingThroughput
-from chargpt.training.loggers import close_loggers, describe_loggers, wandb_run_id
+from chargpt.training.console import LOG, log_always, quiet_libraries, set_console_quiet
+from chargpt.training.loggers import (
+    close_loggers,
+    describe_loggers,
+    log_outcome,
+    tensorboard_version,
+    wandb_run_id,
+)
 from chargpt.training.matmul import set_matmul_precision
 from chargpt.training.module import GPTLightningModule
+from chargpt.training.threads import set_threads
 from chargpt.training.trainer import (
     best_checkpoint,
     build_module,
@@ -48,6 +59,20 @@ from chargpt.training.trainer import (
     check_resumable,
     check_settings,
 )
+
+
+def main() -> None:
+    """`chargpt-train [overrides]`: the same Hydra app as `python run.py`, from any directory."""
+    try:
+        sys.argv[1:] = resume_arguments(sys.argv[1:])
+    except ChargptError as error:
+        sys.exit(f"error: {error}")
+    _hydra_app()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def _hydra_app(cfg: DictConfig) -> float:
+    return run_job(cfg)
 
 
 def run_job(cfg: DictConfig) -> float:
@@ -58,6 +83,7 @@ def run_job(cfg: DictConfig) -> float:
     at the end. A single run whose settings fail before training leaves no folder behind.
     Ctrl+C or SIGTERM saves `last.ckpt` and stops, with the command that resumes.
     """
+    _set_up_console(cfg)
     run_dir = Path(cfg.paths.output_dir)
     try:
         with contextlib.ExitStack() as held:
@@ -83,7 +109,7 @@ def _run_locked(cfg: DictConfig, held: contextlib.ExitStack) -> float:
                 record.end("interrupted" if interrupted else "failed", message)
                 _refresh_sweep_summary(record)
             except OSError as write_error:  # the disk that failed the run may fail this too
-                print(f"warning: could not update {record.path}: {write_error}", file=sys.stderr)
+                LOG.warning("warning: could not update %s: %s", record.path, write_error)
         else:  # only a folder this launch made goes (a resumed run's own folder stays)
             held.close()  # the lock file goes with the folder
             discard_unused_folder(Path(record.run_dir))
@@ -93,17 +119,19 @@ def _run_locked(cfg: DictConfig, held: contextlib.ExitStack) -> float:
     record.wall_s = (record.wall_s or 0.0) + time.perf_counter() - started
     record.end("finished")
     _refresh_sweep_summary(record)
+    if _in_sweep():
+        log_always(_job_line(record))
     return best
 
 
 def _fail(error: BaseException, message: str, job_num: int | None = None) -> float:
     """A failed job in a sweep (the sweep goes on), else a one-line error and exit code 1."""
     if _in_sweep():
-        print(f"error: job {job_num} failed: {message}", file=sys.stderr)
+        LOG.error("error: job %s failed: %s", job_num, message)
         return math.nan  # sweepers (Optuna) see a failed trial
     if user_error(error) is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise error
-    print(f"error: {message}", file=sys.stderr)
+    LOG.error("error: %s", message)
     sys.exit(1)
 
 
@@ -112,13 +140,16 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
 
     `record` (run.json) is started once the settings and data are known to be good.
     """
+    started = time.perf_counter()
     record = record or _new_record(cfg)
     datamodule, module, cost = _prepare(cfg)
     _fill_run_identity(cfg, record)
-    trainer = build_trainer(cfg, module)
+    trainer = build_trainer(cfg, module, progress_bar=cfg.verbose or not _in_sweep())
     check_processes(trainer, cost)
     record.num_params = num_parameters(module.model)
     record.save()
+    if rank_zero_only.rank == 0:
+        _announce(record, module)
     best = best_checkpoint(trainer)
     try:
         _log_run_config(cfg, trainer, record)
@@ -126,7 +157,14 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         _fill_outcome(record, trainer, best)
         if cfg.test_after_training:
-            record.test_loss = _test_loss(trainer, module, datamodule, best)
+            record.test_loss = _test_loss(trainer, module, datamodule, best, cfg.verbose)
+        log_outcome(
+            trainer.loggers,
+            _swept_settings(cfg, record.overrides),
+            record.best_val_loss,
+            record.test_loss,
+            trainer.global_step,
+        )
     except BaseException as error:
         _fill_outcome(record, trainer, best)
         close_loggers(trainer.loggers, exit_code=1)
@@ -134,7 +172,8 @@ def train(cfg: DictConfig, record: RunRecord | None = None) -> float:
         raise
     close_loggers(trainer.loggers, exit_code=0)
     if rank_zero_only.rank == 0:
-        _report(cfg, best, trainer.loggers)
+        wall_s = (record.wall_s or 0.0) + time.perf_counter() - started
+        _report(cfg, record, best, trainer.loggers, wall_s)
     return math.nan if best.best_model_score is None else float(best.best_model_score)
 
 
@@ -144,6 +183,7 @@ def _prepare(cfg: DictConfig) -> tuple[CharDataModule, GPTLightningModule, StepC
         check_targets(cfg)
         check_write_locations(cfg)
     check_settings(cfg)
+    set_threads(cfg.trainer.get("num_threads", "auto"), _launcher_config())
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     set_matmul_precision(cfg.float32_matmul_precision)  # "high": TF32 on GPUs
     datamodule: CharDataModule = instantiate(cfg.data)
@@ -154,7 +194,8 @@ def _prepare(cfg: DictConfig) -> tuple[CharDataModule, GPTLightningModule, StepC
     cost = derive_max_steps(cfg, _task_overrides())  # before the schedule reads max_steps
     if cost is not None and rank_zero_only.rank == 0:
         key, value = budget_of(cfg.trainer)
-        print(f"trainer.{key}={value:g}: {cfg.trainer.max_steps:,} steps of {describe(cost)}")
+        steps = f"{cfg.trainer.max_steps:,}"
+        LOG.info("trainer.%s=%g: %s steps of %s", key, value, steps, describe(cost))
     module = build_module(cfg, datamodule)
     if cfg.ckpt_path:
         check_resumable(cfg.ckpt_path, module)
@@ -178,12 +219,22 @@ def _test_loss(
     module: GPTLightningModule,
     datamodule: CharDataModule,
     best: ModelCheckpoint,
+    verbose: bool = False,
 ) -> float | None:
-    """The best checkpoint's loss on the test split."""
+    """The best checkpoint's loss on the test split, as one line (`verbose`: Lightning's table)."""
     results = trainer.test(
-        module, datamodule=datamodule, ckpt_path=best.best_model_path or None, weights_only=True
+        module,
+        datamodule=datamodule,
+        ckpt_path=best.best_model_path or None,
+        weights_only=True,
+        verbose=verbose,
     )
-    return results[0].get("test/loss") if results else None
+    loss = results[0].get("test/loss") if results else None
+    if loss is not None and rank_zero_only.rank == 0:
+        bpc = results[0].get("test/bpc")
+        shown_bpc = "" if bpc is None else f"  bpc {bpc:.3f}"
+        LOG.info("test/loss %.4f%s  (the best checkpoint, on the test split)", loss, shown_bpc)
+    return loss
 
 
 def _raise_restore_failure(
@@ -200,7 +251,14 @@ def _raise_restore_failure(
 
 
 def _fill_run_identity(cfg: DictConfig, record: RunRecord) -> None:
-    """Name the wandb run by the job's overrides, group it by sweep; a resumed run keeps its id."""
+    """Name the run by its job and overrides in wandb and TensorBoard; group a sweep's wandb
+    runs by the sweep; a resumed run keeps its wandb id and TensorBoard folder."""
+    label = run_label(record.overrides, record.job_num)
+    tensorboard_cfg = cfg.logger.get("tensorboard")
+    if tensorboard_cfg is not None and tensorboard_cfg.get("version") is None:
+        tensorboard_cfg.version = tensorboard_version(
+            Path(tensorboard_cfg.save_dir) / tensorboard_cfg.name, label
+        )
     wandb_cfg = cfg.logger.get("wandb")
     if wandb_cfg is None:
         return
@@ -208,13 +266,10 @@ def _fill_run_identity(cfg: DictConfig, record: RunRecord) -> None:
         with open_dict(wandb_cfg):
             wandb_cfg.id = record.wandb_id
             wandb_cfg.resume = "allow"
-    if not HydraConfig.initialized():
-        return
-    hydra_cfg = HydraConfig.get()
-    if wandb_cfg.name is None and hydra_cfg.job.override_dirname:
-        wandb_cfg.name = hydra_cfg.job.override_dirname
-    if wandb_cfg.group is None and hydra_cfg.mode == RunMode.MULTIRUN:
-        wandb_cfg.group = Path(hydra_cfg.sweep.dir).as_posix()
+    if wandb_cfg.name is None:
+        wandb_cfg.name = label
+    if wandb_cfg.group is None and _in_sweep():
+        wandb_cfg.group = Path(HydraConfig.get().sweep.dir).as_posix()
 
 
 def _new_record(cfg: DictConfig) -> RunRecord:
@@ -249,10 +304,12 @@ def _previous_record(record: RunRecord) -> RunRecord | None:
             aside = record.path.with_name(f"{record.path.name}.unreadable")
             with contextlib.suppress(OSError):
                 record.path.replace(aside)
-            print(
-                f"warning: {record.path} is unreadable ({one_line(error)}); kept as {aside.name}, "
-                "and the resumed run starts a new record",
-                file=sys.stderr,
+            LOG.warning(
+                "warning: %s is unreadable (%s); kept as %s, and the resumed run starts a new "
+                "record",
+                record.path,
+                one_line(error),
+                aside.name,
             )
         return None
 
@@ -293,6 +350,13 @@ def _task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def _launcher_config() -> dict | None:
+    """The sweep's launcher (how many jobs share the machine), None outside a sweep."""
+    if not _in_sweep():
+        return None
+    return OmegaConf.to_container(HydraConfig.get().launcher, resolve=True)
+
+
 def _in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
@@ -311,20 +375,27 @@ def _exit_interrupted(error: BaseException, message: str, record: RunRecord) -> 
     what = message[0].upper() + message[1:]
     last = Path(record.run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
     if saved is not None:
-        print(f"\n{what}; saved {saved}.\n{_resume_hint(saved)}", file=sys.stderr)
+        LOG.warning("\n%s; saved %s.\n%s", what, saved, _resume_hint(saved))
     elif last.is_file():  # stopped outside training (the final test): the last save stands
-        print(
-            f"\n{what}; nothing new was saved, {last} holds the run at step "
-            f"{record.global_step}.\n{_resume_hint(last)}",
-            file=sys.stderr,
+        LOG.warning(
+            "\n%s; nothing new was saved, %s holds the run at step %s.\n%s",
+            what,
+            last,
+            record.global_step,
+            _resume_hint(last),
         )
     else:
-        print(f"\n{what}; no checkpoint was saved.", file=sys.stderr)
+        LOG.warning("\n%s; no checkpoint was saved.", what)
     sys.exit(143 if "SIGTERM" in message else 130)
 
 
 def _resume_hint(checkpoint: str | os.PathLike) -> str:
-    return f"Resume with: python run.py ckpt_path={checkpoint}"
+    return f"Resume with: {_resume_command(checkpoint)}"
+
+
+def _resume_command(checkpoint: str | os.PathLike) -> str:
+    """A command that resumes from `checkpoint` in any directory (chargpt.runs.commands)."""
+    return f"{command(TRAIN)} ckpt_path={Path(checkpoint).resolve()}"
 
 
 def _refresh_sweep_summary(record: RunRecord) -> None:
@@ -333,12 +404,92 @@ def _refresh_sweep_summary(record: RunRecord) -> None:
         write_sweep_summary(Path(record.run_dir).parent)
 
 
-def _report(cfg: DictConfig, best: ModelCheckpoint, loggers: list[Logger]) -> None:
+def _report(
+    cfg: DictConfig,
+    record: RunRecord,
+    best: ModelCheckpoint,
+    loggers: list[Logger],
+    wall_s: float,
+) -> None:
+    """The end-of-run summary: the results, and where everything went."""
     lines = [f"outputs:      {cfg.paths.output_dir}"]
     if best.best_model_path:
         lines.append(f"best ckpt:    {best.best_model_path} (val/loss {best.best_model_score:.4f})")
     last = Path(best.dirpath or ".") / LAST_CHECKPOINT
     if last.is_file():
-        lines.append(f"last ckpt:    {last}  (resume: python run.py ckpt_path={last})")
+        lines.append(f"last ckpt:    {last}  (resume: {_resume_command(last)})")
     lines += describe_loggers(loggers)
-    print("\n".join(lines))
+    LOG.info("done: %s\n%s", _results_line(record, wall_s), "\n".join(lines))
+
+
+def _results_line(record: RunRecord, wall_s: float | None = None) -> str:
+    """`1,000 steps in 1 min 52 s · best val/loss 1.8168 · test/loss 1.8707 · 21,300 tokens/s`"""
+    wall_s = record.wall_s if wall_s is None else wall_s
+    parts = [f"{record.global_step or 0:,} steps in {_duration(wall_s)}"]
+    if record.best_val_loss is not None:
+        parts.append(f"best val/loss {record.best_val_loss:.4f}")
+    if record.test_loss is not None:
+        parts.append(f"test/loss {record.test_loss:.4f}")
+    if record.tokens_per_s is not None:
+        parts.append(f"{record.tokens_per_s:,.0f} tokens/s")
+    return " · ".join(parts)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
+
+
+def _job_line(record: RunRecord) -> str:
+    """A sweep's line for a finished job: `job 3: OVERRIDES · RESULTS -> FOLDER`."""
+    label = run_label(record.overrides)
+    return f"job {record.job_num}: {label} · {_results_line(record)} -> {record.run_dir}"
+
+
+def _set_up_console(cfg: DictConfig) -> None:
+    """Quiet the libraries; in a sweep, the console shows one line per job (run.log has all);
+    `verbose=true` shows everything, Lightning's model summary and wandb's banner included."""
+    verbose = cfg.get("verbose") is True  # another value fails in check_settings
+    quiet_libraries(verbose)
+    set_console_quiet(_in_sweep() and not verbose)
+    if verbose:
+        with open_dict(cfg):
+            cfg.trainer.enable_model_summary = True
+            if cfg.logger.get("wandb") is not None:
+                cfg.logger.wandb.quiet = False
+
+
+def _announce(record: RunRecord, module: GPTLightningModule) -> None:
+    """The run's first lines: what differs from the defaults, and the model's size."""
+    settings = " ".join(record.overrides) or "the defaults"
+    model = module.model_config
+    LOG.info("settings: %s", settings)
+    LOG.info(
+        "model:    %s parameters · %d layers · %d heads · d_model %d · context %d · %.2f "
+        "MFLOPs/token (training)",
+        f"{record.num_params:,}",
+        model.n_layer,
+        model.n_head,
+        model.d_model,
+        model.block_size,
+        training_flops_per_token(module.model) / 1e6,
+    )
+
+
+def _swept_settings(cfg: DictConfig, overrides: list[str]) -> dict[str, object]:
+    """The run's settings from its overrides (seed included), valued as the run used them:
+    what TensorBoard's HParams tab lists beside the run's result."""
+    settings: dict[str, object] = {}
+    for override in overrides:
+        key, _, raw = override.lstrip("+~").partition("=")
+        if not is_setting(key):
+            continue
+        value = raw if "/" in key else OmegaConf.select(cfg, key, default=raw)
+        settings[key] = value if isinstance(value, bool | int | float | str) else str(value)
+    return settings
+
+
+if __name__ == "__main__":
+    main()

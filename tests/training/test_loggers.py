@@ -1,7 +1,12 @@
 import csv
-from unittest.mock import Mock
+import json
+import subprocess
+import sys
+from pathlib import Path
+from unittest.mock import MagicMock, Mock
 
 import pytest
+from helpers import TINY, run, wandb_summary
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from chargpt.training.loggers import (
@@ -120,9 +125,13 @@ def test_the_report_names_each_loggers_folder(tmp_path):
 
 def test_samples_go_to_the_loggers_that_show_text():
     wandb, tensorboard = Mock(spec=WandbLogger), Mock(spec=TensorBoardLogger)
+    wandb.experiment = MagicMock()
     rows = [[10, "first"], [20, "second"]]
     log_text_samples([wandb, tensorboard, Mock(spec=ResumableCSVLogger)], rows)
-    wandb.log_text.assert_called_once_with(key="samples", columns=["step", "text"], data=rows)
+    # In wandb's summary, not its history: a history table adds pseudo-metrics to the charts.
+    wandb.log_text.assert_not_called()
+    ((key, table), _) = wandb.experiment.summary.__setitem__.call_args
+    assert key == "samples" and table.columns == ["step", "text"] and table.data == rows
     tensorboard.experiment.add_text.assert_called_once_with("samples", "second", 20)
 
 
@@ -146,3 +155,71 @@ def test_closing_an_unstarted_wandb_logger_starts_no_run(tmp_path):
 
     close_loggers([wandb_logger(save_dir=str(tmp_path), mode="offline")], exit_code=0)
     assert wandb.run is None
+
+
+# The documented metric keys (README "Metrics"): the same in every logger, and nothing else.
+METRICS = {
+    "train/loss",
+    "val/loss",
+    "val/bpc",
+    "test/loss",
+    "test/bpc",
+    "lr",
+    "perf/tokens_per_s",
+    "perf/training_s",
+}
+
+
+def test_every_logger_gets_exactly_the_documented_metrics(tmp_path, play_file):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    run_dir = tmp_path / "run"
+    overrides = [
+        "data=text",
+        f"data.path={play_file}",
+        *TINY,
+        "trainer.max_steps=4",
+        "trainer.val_every_n_steps=2",
+        "trainer.log_every_n_steps=1",
+        "seed=5",
+    ]
+    run([*overrides, "logger=many", f"hydra.run.dir={run_dir}"])
+    with open(run_dir / "csv" / "metrics.csv") as file:
+        assert set(next(csv.reader(file))) == METRICS | {"step"}  # step: the CSV's x column
+
+    (events_dir,) = (run_dir / "tensorboard").iterdir()
+    events = EventAccumulator(str(events_dir))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert scalars == METRICS | {"hparams/best_val_loss", "hparams/test_loss"}
+    # The HParams tab: the run's overrides (its settings) beside its best loss; no hp_metric.
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    swept = set(HParamsPluginData.FromString(content).session_start_info.hparams)
+    assert swept == {override.split("=")[0] for override in overrides}  # not logger, paths
+    best = events.Scalars("hparams/best_val_loss")[-1].value
+    assert best == pytest.approx(min(e.value for e in events.Scalars("val/loss")))
+
+    # wandb: trainer/global_step is Lightning's x-axis there; the samples table is in the
+    # summary, never in the history (where it would chart as samples.nrows, samples.ncols).
+    summary = wandb_summary(run_dir)["summary"]
+    assert {key for key in summary if not key.startswith("_")} == METRICS | {
+        "trainer/global_step",
+        "samples",
+    }
+    assert {key for key in _wandb_history_keys(run_dir) if not key.startswith("_")} == METRICS | {
+        "trainer/global_step"
+    }
+
+
+def _wandb_history_keys(run_dir) -> set[str]:
+    (path,) = (run_dir / "wandb").glob("offline-run-*")
+    out = subprocess.run(
+        [Path(sys.executable).parent / "wandb", "leet", "inspect", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    records = [json.loads(line) for line in out.stdout.splitlines() if '"history"' in line]
+    return {key for r in records if r["type"] == "history" for key in r["history"]["item"]}

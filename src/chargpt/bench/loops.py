@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.profilers import Profiler
 from omegaconf import DictConfig
@@ -203,8 +203,6 @@ class LightningRunner:
             )
         callbacks = [_callback(node) for node in cfg.callbacks.values()]
         callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
-        if not self.loggers:  # as run.py: the LR monitor needs a logger
-            callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
         return instantiate(
             lightning_trainer_config(cfg.trainer),
             callbacks=[*callbacks, clock],

@@ -19,6 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from chargpt.runs.commands import COMPARE, command
 from chargpt.runs.layout import CHECKPOINT_DIR, HYDRA_DIR, LAUNCH_FILES, SUMMARY_FILE
 from chargpt.runs.record import write_sweep_summary
 
@@ -57,10 +58,10 @@ def discard_unused_folder(run_dir: Path) -> None:
     if run_dir not in NEW_FOLDERS or not run_dir.is_dir():
         return
     entries = list(run_dir.iterdir())
-    logs_empty = all(p.stat().st_size == 0 for p in entries if p.suffix == ".log")
     hydra = run_dir / HYDRA_DIR
     hydra_only = not hydra.exists() or all(p.suffix == ".yaml" for p in hydra.iterdir())
-    if not ({p.name for p in entries} <= LAUNCH_FILES and logs_empty and hydra_only):
+    # run.log holds only this launch's messages: the folder is new.
+    if not ({p.name for p in entries} <= LAUNCH_FILES and hydra_only):
         return
     shutil.rmtree(run_dir, ignore_errors=True)
     for parent in NEW_FOLDERS[NEW_FOLDERS.index(run_dir) + 1 :]:
@@ -111,7 +112,7 @@ class SweepReport(Callback):
         failed = [record for record in records if record.status != "finished"]
         print(
             f"\nsweep: {len(records) - len(failed)} of {len(records)} jobs finished; "
-            f"summary: {sweep_dir / SUMMARY_FILE}; compare: python -m chargpt.compare {sweep_dir}"
+            f"summary: {sweep_dir / SUMMARY_FILE}; compare: {command(COMPARE)} {sweep_dir}"
         )
         if failed:
             for record in failed:

@@ -6,6 +6,7 @@ Runs of one variant over several seeds share a variant name, so dashboards can g
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from fnmatch import fnmatch
 
@@ -49,3 +50,27 @@ def variant_name(overrides: Sequence[str]) -> str:
         if (key := override_key(override)) not in SEED_KEYS and is_setting(key)
     ]
     return ",".join(sorted(kept)) or DEFAULT_VARIANT
+
+
+LABEL_MAX_CHARS = 120  # a folder name must stay well under the file systems' 255 bytes
+
+
+def run_label(overrides: Sequence[str], job_num: int | None = None) -> str:
+    """A run's name in the dashboards: its settings' overrides, seed included, as given
+    (`model.n_layer=2,seed=1`), after its job number in a sweep (`3-model.n_layer=2,seed=1`);
+    `default` when nothing was overridden."""
+    kept = [override for override in overrides if is_setting(override_key(override))]
+    label = ",".join(kept) or DEFAULT_VARIANT
+    return label if job_num is None else f"{job_num}-{label}"
+
+
+def folder_label(label: str) -> str:
+    """`label` as one folder name: no path separator (`model/size=small` -> `model_size=small`),
+    and a long one cut, with a digest of the whole that keeps cut names apart."""
+    name = label.replace("/", "_").replace("\\", "_").replace("\0", "")
+    if name in ("", ".", ".."):
+        name = DEFAULT_VARIANT
+    if len(name) <= LABEL_MAX_CHARS:
+        return name
+    digest = hashlib.sha256(label.encode()).hexdigest()[:8]
+    return f"{name[: LABEL_MAX_CHARS - 9]}~{digest}"

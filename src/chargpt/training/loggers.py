@@ -1,8 +1,10 @@
-"""Loggers: wandb that goes offline without credentials; CSV metrics that survive a resume.
+"""Loggers: wandb that goes offline without credentials; CSV metrics that survive a resume;
+TensorBoard without placeholder metrics. None of them gets Lightning's `epoch` curve: runs here
+are counted in steps, and their one endless epoch is always 0.
 
-And what a run does with all of its loggers, in one place: log text samples, close them at the
-end (also after a failure), and say where each one wrote. wandb itself is imported only when a
-WandbLogger is present (its import takes seconds).
+And what a run does with all of its loggers, in one place: log the run's settings, text samples
+and outcome, close them at the end (also after a failure), and say where each one wrote. wandb
+itself is imported only when a WandbLogger is present (its import takes seconds).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import csv
 import io
 import netrc
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -23,8 +25,33 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from chargpt.errors import SettingError
 from chargpt.runs.files import write_atomically
+from chargpt.runs.variant import folder_label
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+# Lightning adds it to every metric row logged without a step of its own.
+EPOCH_KEY = "epoch"
+SAMPLES_KEY = "samples"
+EVENTS_PREFIX = "events.out.tfevents."  # TensorBoard's event files
+# The figures TensorBoard's HParams tab shows beside each run's swept settings.
+BEST_VAL_LOSS_KEY = "hparams/best_val_loss"
+TEST_LOSS_KEY = "hparams/test_loss"
+
+
+# TensorBoard's Custom Scalars tab: the losses first, then the learning rate and throughput.
+CUSTOM_SCALARS_LAYOUT = {
+    "loss": {
+        "val/loss": ["Multiline", [r"^val/loss$"]],
+        "train/loss": ["Multiline", [r"^train/loss$"]],
+    },
+    "learning rate": {"lr": ["Multiline", [r"^lr(/.*)?$"]]},
+    "throughput": {"tokens/s": ["Multiline", [r"^perf/tokens_per_s$"]]},
+}
+
+
+def without_epoch(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in metrics.items() if key != EPOCH_KEY}
+
+
 LOGGER_KINDS = {CSVLogger: "csv", TensorBoardLogger: "tensorboard", WandbLogger: "wandb"}
 
 
@@ -59,19 +86,77 @@ def wandb_logger(
     group: str | None = None,
     tags: Sequence[str] = (),
     mode: str = "auto",
+    quiet: bool = True,
     **wandb_init_kwargs: Any,
 ) -> WandbLogger:
-    """Build a `WandbLogger`; extra keyword arguments go to `wandb.init`."""
+    """Build a `WandbLogger`; extra keyword arguments go to `wandb.init`.
+
+    `quiet`: no banner when the run starts and no history block when it ends. That takes
+    wandb's `silent` setting (its `quiet` leaves three lines of banner); wandb's errors still
+    raise, the run's files (its console capture included) are written all the same, and the
+    end-of-run summary names the run's folder.
+    """
+    import wandb
+
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
+    settings = wandb_init_kwargs.pop("settings", None) or {}
+    if not isinstance(settings, wandb.Settings):
+        settings = wandb.Settings(**{"silent": quiet, **dict(settings)})
+    return RunWandbLogger(
         save_dir=save_dir,
         project=project,
         name=name,
         group=group,
         tags=list(tags),
         mode=resolve_wandb_mode(mode),
+        settings=settings,
         **wandb_init_kwargs,
     )
+
+
+class RunWandbLogger(WandbLogger):
+    """`WandbLogger` without Lightning's `epoch` metric, nor its `anonymous` init argument:
+    Lightning always passes that argument (None unless set), and wandb warns that it has no
+    effect."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        super().log_metrics(without_epoch(metrics), step)
+
+
+class RunTensorBoardLogger(TensorBoardLogger):
+    """`TensorBoardLogger` without `epoch` and without Lightning's placeholder `hp_metric = -1`.
+
+    Its HParams tab gets what `log_outcome` gives it at the end of a run: the run's swept
+    settings with its best validation loss (and test loss).
+    """
+
+    def __init__(self, *args: Any, default_hp_metric: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, default_hp_metric=default_hp_metric, **kwargs)
+        self._layout_written = False
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if not self._layout_written:
+            # TensorBoard's scalar tabs sort tags alphabetically (lr before train/ and val/);
+            # its Custom Scalars tab shows this layout's order.
+            self.experiment.add_custom_scalars(CUSTOM_SCALARS_LAYOUT)
+            self._layout_written = True
+        super().log_metrics(without_epoch(metrics), step)
+
+
+def tensorboard_version(folder: Path, label: str) -> str:
+    """The TensorBoard run folder under `folder` for a run named `label`: `label` as a folder
+    name, which TensorBoard shows as the run's name; "" (the events directly in `folder`) for a
+    resumed run that began before runs were named, so that it goes on in one TensorBoard run."""
+    if folder.is_dir() and any(path.name.startswith(EVENTS_PREFIX) for path in folder.iterdir()):
+        return ""
+    return folder_label(label)
 
 
 def forget_rows_from(metrics_file: Path, step: int) -> None:
@@ -121,7 +206,7 @@ class ResumableCSVLogger(CSVLogger):
         if not self._launch_logged and step is not None:
             forget_rows_from(Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE, step)
         self._launch_logged = True
-        super().log_metrics(metrics, step)
+        super().log_metrics(without_epoch(metrics), step)
 
     @property
     @rank_zero_experiment
@@ -135,15 +220,36 @@ class ResumableCSVLogger(CSVLogger):
 def log_text_samples(loggers: Iterable[Logger], rows: Sequence[Sequence[Any]]) -> None:
     """Log the samples so far, `[step, text]` rows with the newest last, where text is shown.
 
-    wandb tables cannot be appended to, so wandb gets every row as a new version of the
-    table; TensorBoard gets the newest text at its step.
+    wandb gets every row as a table in the run's summary, replaced at each validation (its
+    tables cannot be appended to). A table in the history would add pseudo-metrics
+    (`samples.nrows`, `samples.ncols`) to every chart view. TensorBoard gets the newest text at
+    its step.
     """
     step, text = rows[-1]
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_text(key="samples", columns=["step", "text"], data=[list(r) for r in rows])
+            import wandb
+
+            table = wandb.Table(columns=["step", "text"], data=[list(row) for row in rows])
+            logger.experiment.summary[SAMPLES_KEY] = table
         elif isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_text("samples", text, step)
+            logger.experiment.add_text(SAMPLES_KEY, text, step)
+
+
+def log_outcome(
+    loggers: Iterable[Logger],
+    settings: Mapping[str, Any],
+    best_val_loss: float | None,
+    test_loss: float | None,
+    step: int,
+) -> None:
+    """The run's result beside its swept `settings`, where a logger has a place for that:
+    TensorBoard's HParams tab (written once, at the end, so it holds the best loss)."""
+    figures = {BEST_VAL_LOSS_KEY: best_val_loss, TEST_LOSS_KEY: test_loss}
+    figures = {key: value for key, value in figures.items() if value is not None}
+    for logger in loggers:
+        if isinstance(logger, RunTensorBoardLogger) and figures:
+            logger.log_hyperparams(dict(settings), metrics=figures, step=step)
 
 
 def close_loggers(loggers: Iterable[Logger], exit_code: int) -> None:

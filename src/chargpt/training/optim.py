@@ -121,6 +121,10 @@ def _check_finite_number(key: str, value: object) -> None:
         raise SettingError(f"{key}={value!r}: must be a finite number")
 
 
+# The groups `parameter_groups` builds, in order: the names their learning rates are logged by.
+DECAY_GROUPS = ("decay", "no_decay")
+
+
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Decay only the weight matrices of linear layers; never norms, biases or embeddings."""
     linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
@@ -131,9 +135,18 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for p in model.parameters():
         (decay if id(p) in decay_ids else no_decay).append(p)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": decay, "weight_decay": weight_decay, "name": DECAY_GROUPS[0]},
+        {"params": no_decay, "weight_decay": 0.0, "name": DECAY_GROUPS[1]},
     ]
+
+
+def parameter_group_name(group: dict, index: int) -> str:
+    """A parameter group's name (`decay`, `no_decay`): the one it was built with, else (an
+    optimizer restored from a checkpoint saved before groups had names) by its place."""
+    name = group.get("name")
+    if isinstance(name, str) and name:
+        return name
+    return DECAY_GROUPS[index] if index < len(DECAY_GROUPS) else f"group{index}"
 
 
 def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.AdamW:

@@ -12,7 +12,7 @@ from dataclasses import asdict
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from chargpt.data.datamodule import CharDataModule
@@ -24,6 +24,7 @@ from chargpt.training.budget import BUDGETS, budget_of
 from chargpt.training.callbacks.samples import SampleCallback
 from chargpt.training.module import GPTLightningModule, check_compile
 from chargpt.training.resume_state import check_training_state
+from chargpt.training.threads import AUTO, thread_count
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -34,6 +35,8 @@ def check_settings(cfg: DictConfig) -> None:
     check_accelerator(cfg.trainer.get("accelerator"))
     check_precision(cfg.trainer.get("precision"))
     check_compile(cfg.compile)
+    check_verbose(cfg.get("verbose", False))
+    thread_count(cfg.trainer.get("num_threads", AUTO), cpus=1)  # its error, before any data
     instantiate(cfg.model, vocab_size=1)  # only the vocabulary waits for the data
     budgeted = budget_of(cfg.trainer) is not None
     check_trainer_steps(cfg.trainer, budgeted)
@@ -68,6 +71,11 @@ def check_top_level_keys(cfg: DictConfig) -> None:
 
 
 MAX_SEED = 2**32 - 1  # what NumPy's and Python's seeding (seed_everything) accept
+
+
+def check_verbose(verbose: object) -> None:
+    if not isinstance(verbose, bool):
+        raise ChargptError(f"verbose={verbose!r}: must be true or false")
 
 
 def check_seed(seed: object) -> None:
@@ -156,18 +164,21 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> GPTLightningMod
     )
 
 
-def build_trainer(cfg: DictConfig, module: GPTLightningModule) -> L.Trainer:
-    """The Trainer of `cfg.trainer`, with the loggers and callbacks the config names."""
+def build_trainer(
+    cfg: DictConfig, module: GPTLightningModule, progress_bar: bool = True
+) -> L.Trainer:
+    """The Trainer of `cfg.trainer`, with the loggers and callbacks the config names;
+    without a progress bar when `progress_bar` is false (a sweep's jobs)."""
     loggers = [instantiate(node) for node in cfg.logger.values()]
     callbacks = [instantiate(node) for node in cfg.callbacks.values()]
-    if not loggers:  # logger=none: the learning-rate monitor has nowhere to write and would fail
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    settings = lightning_trainer_config(cfg.trainer)
+    if not progress_bar:
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+        settings["enable_progress_bar"] = False
     for callback in callbacks:
         if isinstance(callback, SampleCallback):
             callback.check(module)  # before run.json or wandb is touched
-    return instantiate(
-        lightning_trainer_config(cfg.trainer), callbacks=callbacks, logger=loggers or False
-    )
+    return instantiate(settings, callbacks=callbacks, logger=loggers or False)
 
 
 def lightning_trainer_config(trainer_cfg: DictConfig) -> dict:
@@ -175,9 +186,11 @@ def lightning_trainer_config(trainer_cfg: DictConfig) -> dict:
 
     `val_every_n_steps` counts optimizer steps and is not a Lightning argument: it becomes
     Lightning's `val_check_interval`, which counts batches. `max_tokens` and `max_flops` are not
-    either: `derive_max_steps` has set `max_steps` from them.
+    either: `derive_max_steps` has set `max_steps` from them. Nor is `num_threads`, which the
+    run gives torch (`chargpt.training.threads`).
     """
     settings = OmegaConf.to_container(trainer_cfg, resolve=True)
+    settings.pop("num_threads", None)
     for budget in BUDGETS:  # already turned into max_steps (chargpt.training.budget)
         settings.pop(budget, None)
     steps = settings.pop("val_every_n_steps")

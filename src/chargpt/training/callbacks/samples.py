@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from chargpt.model.sampling import SAMPLING_KEYS, SamplingConfig, generate_text
 from chargpt.training.loggers import log_text_samples
 from chargpt.training.module import GPTLightningModule
 
+LOG = logging.getLogger(__name__)
 # Where the training config holds this callback's settings: its errors name the keys so.
 CONFIG_KEY = "callbacks.sample"
 
@@ -56,11 +58,11 @@ class SampleCallback(L.Callback):
             self.sampling.check_output_size()
 
     @rank_zero_only
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: GPTLightningModule) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: GPTLightningModule) -> None:
         if trainer.sanity_checking:
             return
         text = self.sample(pl_module)
-        pl_module.print(f"\n--- sample at step {trainer.global_step} ---\n{text}\n---")
+        LOG.info("--- sample at step %d ---\n%s\n---", trainer.global_step, text)
         self.rows.append([trainer.global_step, text])
         log_text_samples(trainer.loggers, self.rows)
 

@@ -49,7 +49,7 @@ class TrainingThroughput(L.Callback):
         self.tokens_seen += batch[0].numel() * trainer.world_size
         rate = self.tokens_per_s
         if rate is not None and writes_logs_after(trainer, trainer.global_step):
-            pl_module.log("perf/tokens_per_s", rate)
+            pl_module.log("perf/tokens_per_s", rate, prog_bar=True)
             pl_module.log("perf/training_s", self.training_s)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

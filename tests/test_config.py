@@ -192,9 +192,11 @@ def test_yaml_values_and_signature_defaults_are_one_source(tmp_path):
     values are what a Python default stands for; values that come from another key (`${...}`)
     are compared as resolved. A group's other options (data=names) differ on purpose.
     """
-    cfg = compose_train(tmp_path, [])
     seen, disagreements = set(), []
-    for where, node in default_config_targets(cfg):
+    nodes = [*default_config_targets(compose_train(tmp_path, []))]
+    # The loggers the default leaves out (logger=many: csv, tensorboard, wandb).
+    nodes += default_config_targets(compose_train(tmp_path, ["logger=many"]))
+    for where, node in nodes:
         seen.add(node._target_)
         defaults = own_defaults(node._target_)
         for key in [] if defaults is None else node:

@@ -178,7 +178,11 @@ def test_failed_run_keeps_earlier_outputs(tmp_path, play_file):
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     one_line_error([f"ckpt_path={run_dir}/checkpoints/last.ckpt", "model.n_head=3"])
     after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p in before}
-    assert after == before
+    log = run_dir / "run.log"  # only grows: the failed launch's error is appended
+    assert {p: b for p, b in after.items() if p != log} == {
+        p: b for p, b in before.items() if p != log
+    }
+    assert after[log].startswith(before[log]) and b"model.n_head=3" in after[log]
 
 
 @contextlib.contextmanager

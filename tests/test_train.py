@@ -164,7 +164,9 @@ def test_tensorboard_logger_writes_events(tmp_path, play_file):
             f"hydra.run.dir={run_dir}",
         ]
     )
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    # In a folder named for the run: its overrides, which TensorBoard shows as the run's name.
+    (folder,) = {events.parent for events in (run_dir / "tensorboard").glob("*/events.out.*")}
+    assert folder.name.startswith("data=text,data.path=_")
 
 
 def test_short_real_run_learns_shakespeare(tmp_path, shared_data_dir):

@@ -198,7 +198,8 @@ def _prepare(cfg: DictConfig) -> tuple[CharDataModule, GPTLightningModule, StepC
         LOG.info("trainer.%s=%g: %s steps of %s", key, value, steps, describe(cost))
     module = build_module(cfg, datamodule)
     if cfg.ckpt_path:
-        check_resumable(cfg.ckpt_path, module)
+        step = check_resumable(cfg.ckpt_path, module)
+        LOG.info("resume:   from %s at step %d", Path(cfg.ckpt_path).resolve(), step)
     return datamodule, module, cost
 
 

@@ -515,7 +515,8 @@ def test_tensorboard_run_is_compared_from_its_event_files(tmp_path, play_file):
     run_dir = tmp_path / "run"
     data = ["data=text", f"data.path={play_file}"]
     run([*data, *TINY, "logger=tensorboard", f"hydra.run.dir={run_dir}"])
-    events = EventAccumulator(str(run_dir / "tensorboard"))
+    (events_dir,) = (run_dir / "tensorboard").iterdir()  # the run's named folder
+    events = EventAccumulator(str(events_dir))
     events.Reload()
     val_loss = [(event.step, event.value) for event in events.Scalars("val/loss")]
     assert len(val_loss) == 2  # validated at the interval (10) and the last step (15)

@@ -19,6 +19,7 @@ from helpers import PROJECT_ROOT, TINY, csv_metric, run, run_env, start, wait_fo
 
 from chargpt.model.parameters import training_flops_per_token
 from chargpt.runs.checkpoint import load_checkpoint
+from chargpt.runs.commands import TRAIN, command
 from chargpt.runs.compose import compose_config
 from chargpt.runs.files import run_lock
 from chargpt.runs.renamed import RenamedKeyError
@@ -105,7 +106,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, play_file):
     run([*data, *RESUMABLE, "trainer.max_steps=6", f"hydra.run.dir={halves}"])
     # Only the new settings: the run's own overrides come from its folder.
     result = run(["ckpt_path=last", "trainer.max_steps=12", f"hydra.run.dir={halves}"])
-    assert "Restoring states from the checkpoint" in result.stderr
+    assert f"resume:   from {halves / 'checkpoints' / 'last.ckpt'} at step 6" in result.stdout
 
     expected = csv_metric(unbroken, "train/loss")
     assert len(expected) == 12
@@ -199,7 +200,7 @@ def test_signal_saves_a_checkpoint_and_resuming_equals_an_unbroken_run(
     assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], stderr[-3000:]
     name = {signal.SIGINT: "Ctrl+C", signal.SIGTERM: "SIGTERM"}[signum]
     assert (
-        f"Interrupted ({name}); saved {last}.\nResume with: python run.py ckpt_path={last}"
+        f"Interrupted ({name}); saved {last}.\nResume with: {command(TRAIN)} ckpt_path={last}"
         in stderr
     )
     assert "Traceback" not in stderr
@@ -456,7 +457,7 @@ def test_sigterm_during_the_final_test_points_at_the_last_checkpoint(tmp_path, p
     assert torch.load(last, weights_only=True)["global_step"] == 15
     assert (
         f"Interrupted (SIGTERM); nothing new was saved, {last} holds the run at step 15.\n"
-        f"Resume with: python run.py ckpt_path={last}"
+        f"Resume with: {command(TRAIN)} ckpt_path={last}"
     ) in result.stderr
     assert "no checkpoint was saved" not in result.stderr
 
@@ -479,7 +480,11 @@ def test_a_second_launch_into_a_busy_run_folder_is_refused(tmp_path, finished_ru
     )
     after = {p: p.read_bytes() for p in run_dir.rglob("*") if p in before}
     changed = [p for p in before if after.get(p) != before[p] and ".hydra" not in p.parts]
-    assert not changed and not list((run_dir / "csv").glob("*.csv.*"))
+    # run.log only grows: the refused launch's line is appended to what the run wrote.
+    log = run_dir / "run.log"
+    assert [p for p in changed if p != log] == []
+    assert after[log].startswith(before[log]) and b"being trained by another" in after[log]
+    assert not list((run_dir / "csv").glob("*.csv.*"))
     # Once the first launch is done, the resume goes ahead.
     run(["ckpt_path=last", f"hydra.run.dir={run_dir}", "trainer.max_steps=18"])
     assert json.loads((run_dir / "run.json").read_text())["global_step"] == 18

@@ -17,6 +17,7 @@ from chargpt.training.loggers import (
     log_text_samples,
     logger_kind,
     resolve_wandb_mode,
+    tensorboard_version,
     wandb_logger,
     wandb_run_id,
 )
@@ -223,3 +224,11 @@ def _wandb_history_keys(run_dir) -> set[str]:
     )
     records = [json.loads(line) for line in out.stdout.splitlines() if '"history"' in line]
     return {key for r in records if r["type"] == "history" for key in r["history"]["item"]}
+
+
+def test_a_run_gets_a_named_tensorboard_folder_unless_it_began_before_runs_were_named(tmp_path):
+    assert tensorboard_version(tmp_path / "tensorboard", "0-model/size=tiny") == "0-model_size=tiny"
+    old = tmp_path / "old" / "tensorboard"
+    old.mkdir(parents=True)
+    (old / "events.out.tfevents.1.host.1.0").write_bytes(b"")
+    assert tensorboard_version(old, "0-model/size=tiny") == ""  # a resume goes on in one run

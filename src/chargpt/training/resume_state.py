@@ -35,8 +35,9 @@ class Fresh:
         self.schedule = schedule.state_dict()
 
 
-def check_training_state(path: str | os.PathLike, module: GPTLightningModule) -> None:
-    """Raise CheckpointError unless every part Lightning restores fits `module`."""
+def check_training_state(path: str | os.PathLike, module: GPTLightningModule) -> int:
+    """Raise CheckpointError unless every part Lightning restores fits `module`; return the
+    step the checkpoint holds."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: not a training checkpoint; {RESUME_HINT}")
@@ -47,6 +48,7 @@ def check_training_state(path: str | os.PathLike, module: GPTLightningModule) ->
             raise CheckpointError(
                 f"{path}: its training state does not fit ({problem}); {RESUME_HINT}"
             )
+    return checkpoint["global_step"]  # checked by _progress
 
 
 def _weights(checkpoint: dict, fresh: Fresh) -> str | None:

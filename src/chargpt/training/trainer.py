@@ -135,8 +135,9 @@ def check_accelerator(accelerator: str | None) -> None:
     )
 
 
-def check_resumable(ckpt_path: str, module: GPTLightningModule) -> None:
-    """Read the checkpoint safely now: a bad file or another model fails in one clear line."""
+def check_resumable(ckpt_path: str, module: GPTLightningModule) -> int:
+    """Read the checkpoint safely now: a bad file or another model fails in one clear line.
+    Returns the step it holds."""
     model, tokenizer = load_checkpoint(ckpt_path)
     saved, wanted = model.config.to_dict(), module.model_config.to_dict()
     changed = [f"model.{k}: {saved[k]} -> {wanted[k]}" for k in saved if saved[k] != wanted[k]]
@@ -147,7 +148,7 @@ def check_resumable(ckpt_path: str, module: GPTLightningModule) -> None:
         )
     if tokenizer.to_dict() != module.tokenizer.to_dict():
         raise CheckpointError(f"{ckpt_path} was trained on another vocabulary than data.*")
-    check_training_state(ckpt_path, module)  # what Lightning restores besides the weights
+    return check_training_state(ckpt_path, module)  # what Lightning restores besides weights
 
 
 def build_module(cfg: DictConfig, datamodule: CharDataModule) -> GPTLightningModule:

@@ -204,11 +204,12 @@ def _prepare(cfg: DictConfig) -> tuple[CharDataModule, GPTLightningModule, StepC
 
 
 def _log_run_config(cfg: DictConfig, trainer: L.Trainer, record: RunRecord) -> None:
-    """The resolved config, the parameter count and the variant (the overrides less the seed,
-    for wandb's "Group by variant") to every logger; the wandb id to run.json."""
+    """The resolved config, the parameter count, the variant (the overrides less the seed, for
+    wandb's "Group by variant") and the run's name to every logger; the wandb id to run.json."""
     run_config = OmegaConf.to_container(cfg, resolve=True)
     run_config["num_params"] = record.num_params
     run_config["variant"] = variant_name(record.overrides)
+    run_config["run_name"] = run_label(record.overrides, record.job_num)  # csv/hparams.yaml too
     for logger in trainer.loggers:
         logger.log_hyperparams(run_config)
     record.wandb_id = wandb_run_id(trainer.loggers)

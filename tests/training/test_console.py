@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers import TINY, run, run_env, wandb_summary
 
 from chargpt.runs.variant import folder_label
@@ -193,6 +194,8 @@ def test_tensorboard_and_wandb_name_each_run_by_its_job_and_overrides(tmp_path, 
         # The same name as one folder: no `/`, and cut (this one is long) with a digest.
         assert {path.parent.name for path in events} == {folder_label(name)}
         assert folder_label(name).startswith(f"{job}-data=text,data.path=_")
+        hparams = yaml.safe_load((sweep_dir / job / "csv" / "hparams.yaml").read_text())
+        assert hparams["run_name"] == name  # the CSV logger's record of the run names it too
 
 
 @pytest.mark.parametrize("quiet", [False, True])

@@ -27,6 +27,7 @@ NOT_SETTINGS = (
     "ckpt_path",
     "num_params",
     "variant",
+    "run_name",
     "data.data_dir",
     "logger",
     "logger.*",

@@ -35,6 +35,7 @@ from chargpt.runs.compose import CONF_DIR
 from chargpt.runs.files import RunBusyError, run_lock
 from chargpt.runs.launch import discard_unused_folder
 from chargpt.runs.layout import CHECKPOINT_DIR, LAST_CHECKPOINT
+from chargpt.runs.read import override_key
 from chargpt.runs.record import RunRecord, write_sweep_summary
 from chargpt.runs.resume import check_targets, check_write_locations, resume_arguments
 from chargpt.runs.variant import is_setting, run_label, variant_name
@@ -199,7 +200,8 @@ def _prepare(cfg: DictConfig) -> tuple[CharDataModule, GPTLightningModule, StepC
     module = build_module(cfg, datamodule)
     if cfg.ckpt_path:
         step = check_resumable(cfg.ckpt_path, module)
-        LOG.info("resume:   from %s at step %d", Path(cfg.ckpt_path).resolve(), step)
+        if rank_zero_only.rank == 0:
+            LOG.info("resume:   from %s at step %d", Path(cfg.ckpt_path).resolve(), step)
     return datamodule, module, cost
 
 
@@ -464,8 +466,10 @@ def _set_up_console(cfg: DictConfig) -> None:
 
 
 def _announce(record: RunRecord, module: GPTLightningModule) -> None:
-    """The run's first lines: what differs from the defaults, and the model's size."""
-    settings = " ".join(record.overrides) or "the defaults"
+    """The run's first lines: what differs from the defaults (a resumed run: its first
+    launch's overrides with this launch's on top), and the model's size."""
+    launched = [o for o in _task_overrides() or record.overrides if is_setting(override_key(o))]
+    settings = " ".join(launched) or "the defaults"
     model = module.model_config
     LOG.info("settings: %s", settings)
     LOG.info(
@@ -488,7 +492,9 @@ def _swept_settings(cfg: DictConfig, overrides: list[str]) -> dict[str, object]:
         key, _, raw = override.lstrip("+~").partition("=")
         if not is_setting(key):
             continue
-        value = raw if "/" in key else OmegaConf.select(cfg, key, default=raw)
+        value = OmegaConf.select(cfg, key, default=raw) if "/" not in key else raw
+        if OmegaConf.is_config(value):  # a config group's choice (trainer=debug): its name
+            value = raw
         settings[key] = value if isinstance(value, bool | int | float | str) else str(value)
     return settings
 

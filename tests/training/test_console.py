@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,8 +72,33 @@ def test_a_run_prints_its_settings_losses_samples_and_summary_and_none_of_the_no
         assert "test/loss " in text
         assert "done: 15 steps in " in text and "best val/loss " in text
         assert f"outputs:      {run_dir}" in text
-    assert "step" in result.stdout and "tokens/s" in result.stdout  # the progress bar's end
+    # The progress bar, drawn once at the end into a pipe: `step ━━━ 15/15 … tokens/s: …`.
+    assert re.search(r"^step +━+ 15/15 ", result.stdout, re.MULTILINE)
+    assert re.search(r"^ +tokens/s: [\d,]+", result.stdout, re.MULTILINE)
     assert len(console.splitlines()) < 45  # it was 94 for a run like this one
+
+
+def test_a_resumed_run_says_where_it_resumed_and_counts_its_steps_from_the_start(
+    tmp_path, play_file, monkeypatch
+):
+    monkeypatch.delenv("WANDB_SILENT")
+    run_dir = tmp_path / "run"
+    data = ["data=text", f"data.path={play_file}", *TINY]
+    run([*data, "trainer.max_steps=4", f"hydra.run.dir={run_dir}"])
+    result = run(
+        ["ckpt_path=last", "trainer.max_steps=6", f"hydra.run.dir={run_dir}"], full_error=False
+    )
+    console = result.stdout + result.stderr
+    assert _noise_in(console) == []
+    assert "exists and is not empty" not in console and "\n\n\n" not in console
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert f"resume:   from {last} at step 4" in result.stdout
+    (settings,) = [line for line in result.stdout.splitlines() if line.startswith("settings:")]
+    # The first launch's overrides with this launch's in their place.
+    assert "trainer.max_steps=6" in settings and "trainer.max_steps=4" not in settings
+    assert "data=text" in settings
+    assert re.search(r"^step +━+ 6/6 ", result.stdout, re.MULTILINE)  # not `6/2`
+    assert "done: 6 steps in " in (run_dir / "run.log").read_text()
 
 
 def test_verbose_brings_back_what_the_libraries_print(tmp_path, play_file, monkeypatch):

@@ -196,8 +196,13 @@ def test_every_logger_gets_exactly_the_documented_metrics(tmp_path, play_file):
     assert scalars == METRICS | {"hparams/best_val_loss", "hparams/test_loss"}
     # The HParams tab: the run's overrides (its settings) beside its best loss; no hp_metric.
     content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    swept = set(HParamsPluginData.FromString(content).session_start_info.hparams)
-    assert swept == {override.split("=")[0] for override in overrides}  # not logger, paths
+    swept = HParamsPluginData.FromString(content).session_start_info.hparams
+    assert set(swept) == {override.split("=")[0] for override in overrides}  # not logger, paths
+    # Valued as given: a config group by its choice's name, a key by the value the run used.
+    assert swept["data"].string_value == "text"
+    assert swept["model/size"].string_value == "tiny"
+    assert swept["trainer.max_steps"].number_value == 4
+    assert swept["seed"].number_value == 5
     best = events.Scalars("hparams/best_val_loss")[-1].value
     assert best == pytest.approx(min(e.value for e in events.Scalars("val/loss")))
 

@@ -45,10 +45,21 @@ def joblib(n_jobs: int | None) -> dict:
 
 
 def test_auto_follows_the_affinity_mask(monkeypatch, restore_threads):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for name in threads.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(threads, "TORCH_DEFAULT_THREADS", 8)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     assert threads.available_cpus() == 3
     assert set_threads("auto") == 3
+
+
+def test_auto_takes_no_more_than_torchs_own_count_of_physical_cores(monkeypatch, restore_threads):
+    """16 CPUs in the mask on an 8-core machine with hyper-threads: torch's 8, not 16."""
+    for name in threads.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(threads, "TORCH_DEFAULT_THREADS", 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert set_threads("auto") == 2
 
 
 def test_without_an_affinity_mask_the_cpu_count_is_used(monkeypatch):
@@ -95,10 +106,15 @@ def test_a_users_omp_num_threads_is_left_alone():
     assert thread_count("auto", 8, environ={"OMP_NUM_THREADS": "3"}) is None
 
 
-def test_set_threads_keeps_torchs_count_under_omp_num_threads(monkeypatch, restore_threads):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    assert set_threads("auto", joblib(4)) == 1
+@pytest.mark.parametrize("variable", ["OMP_NUM_THREADS", "MKL_NUM_THREADS"])
+def test_set_threads_keeps_torchs_count_under_a_thread_variable(
+    variable, monkeypatch, restore_threads
+):
+    monkeypatch.setenv(variable, "3")
+    monkeypatch.setattr(threads, "TORCH_DEFAULT_THREADS", 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    torch.set_num_threads(3)
+    assert set_threads("auto", joblib(4)) == 3  # not 8 CPUs // 4 jobs
 
 
 def test_an_explicit_number_wins(restore_threads):

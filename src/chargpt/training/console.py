@@ -25,6 +25,8 @@ LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
 KNOWN_WARNINGS = (
     # Lightning 2.6 calls a torch.utils._pytree API that torch 2.13 deprecates.
     (r".*isinstance\(treespec, LeafSpec\).*", r"lightning\.pytorch\.utilities\._pytree"),
+    # Every resume trains on in its own folder, which holds its checkpoints by design.
+    (r"Checkpoint directory .* exists and is not empty", r"lightning\.pytorch\.callbacks\..*"),
 )
 
 
@@ -72,6 +74,9 @@ def quiet_libraries(verbose: bool) -> None:
         library_logger.propagate = True
         library_logger.setLevel(logging.INFO if verbose else logging.WARNING)
     logging.captureWarnings(True)  # warnings reach run.log, not only the terminal
+    warnings_logger = logging.getLogger("py.warnings")
+    if _strip_newlines not in warnings_logger.filters:
+        warnings_logger.addFilter(_strip_newlines)
     if not verbose:
         for message, module in KNOWN_WARNINGS:
             warnings.filterwarnings("ignore", message=message, module=module)
@@ -87,3 +92,9 @@ def set_console_quiet(quiet: bool) -> None:
 def log_always(message: str) -> None:
     """A message even a quiet console shows (one line per finished sweep job)."""
     LOG.info(message, extra={ALWAYS: True})
+
+
+def _strip_newlines(record: logging.LogRecord) -> bool:
+    """A captured warning's text ends in a newline, and a handler adds one: no blank lines."""
+    record.msg = str(record.msg).rstrip("\n")
+    return True

@@ -92,9 +92,10 @@ def wandb_logger(
     """Build a `WandbLogger`; extra keyword arguments go to `wandb.init`.
 
     `quiet`: no banner when the run starts and no history block when it ends. That takes
-    wandb's `silent` setting (its `quiet` leaves three lines of banner); wandb's errors still
-    raise, the run's files (its console capture included) are written all the same, and the
-    end-of-run summary names the run's folder.
+    wandb's `silent` setting (its `quiet` leaves three lines of banner), which also sends wandb's
+    own warnings to its debug.log in the run's wandb folder only; its errors still raise, the
+    run's files (its console capture included) are written all the same, and the end-of-run
+    summary names the run's folder, and its URL when it is online.
     """
     import wandb
 
@@ -287,7 +288,10 @@ def describe_loggers(loggers: Iterable[Logger]) -> list[str]:
     lines = []
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            where = f"{_wandb_run_dir(logger)}  (browse: wandb leet; upload: wandb sync)"
+            run = logger.experiment
+            online = not getattr(run, "offline", True) and not getattr(run, "disabled", False)
+            hint = run.url if online else "browse: wandb leet; upload: wandb sync"
+            where = f"{_wandb_run_dir(logger)}  ({hint})"
             lines.append(f"{'wandb run:':<13} {where}")
         elif logger.log_dir:
             lines.append(f"{logger_kind(logger) + ':':<13} {logger.log_dir}")

@@ -1,10 +1,12 @@
 """`trainer.num_threads`: how many CPU threads torch uses for one run.
 
-torch takes one thread per CPU it sees when it starts. On a shared 2-core machine where another
-process holds one core, the two threads of every step wait on each other; and each job of a
-parallel sweep takes every core, so together the jobs oversubscribe them. "auto" shares the CPUs
-this process may use (its affinity mask) among the jobs that run at once; a number, or an
-`OMP_NUM_THREADS` the user set, wins.
+torch takes one thread per physical core it sees when it starts. On a shared 2-core machine where
+another process holds one core, the two threads of every step wait on each other; a process whose
+CPU set narrows later (taskset, a scheduler) keeps the count it started with; and each job of a
+parallel sweep takes every core, so together the jobs oversubscribe them. "auto" takes the CPUs
+this process may use now (its affinity mask), at most torch's own count (physical cores, not
+hyper-threads), shared among the jobs that run at once; a number, or an `OMP_NUM_THREADS` or
+`MKL_NUM_THREADS` the user (or joblib, in its workers) set, wins.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from chargpt.errors import SettingError
 
 THREADS_KEY = "trainer.num_threads"
 AUTO = "auto"
+# Variables that set torch's threads when it starts (it reads MKL_NUM_THREADS first).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# torch's count before anything here changed it: one per physical core it saw at import.
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
 
 
 def available_cpus() -> int:
@@ -44,9 +50,11 @@ def parallel_jobs(launcher: Mapping | None, cpus: int) -> int:
 def thread_count(
     setting: object, cpus: int, jobs: int = 1, environ: Mapping[str, str] = os.environ
 ) -> int | None:
-    """The thread count to set, or None to keep torch's own (the user set OMP_NUM_THREADS)."""
+    """The thread count to set, or None to keep torch's own (a thread variable is set).
+
+    `cpus` is the CPUs to share: the affinity mask, capped at torch's own count."""
     if setting == AUTO:
-        if "OMP_NUM_THREADS" in environ:
+        if any(name in environ for name in THREAD_VARIABLES):
             return None
         return max(1, cpus // jobs)
     # bool is an int to Python, but `num_threads=true` is a mistake, not one thread.
@@ -59,7 +67,7 @@ def thread_count(
 
 def set_threads(setting: object, launcher: Mapping | None = None) -> int:
     """Apply the setting to torch; returns the thread count torch then uses."""
-    cpus = available_cpus()
+    cpus = min(available_cpus(), TORCH_DEFAULT_THREADS)
     count = thread_count(setting, cpus, parallel_jobs(launcher, cpus))
     if count is not None:
         torch.set_num_threads(count)

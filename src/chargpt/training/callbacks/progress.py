@@ -19,6 +19,15 @@ class StepProgressBar(RichProgressBar):
     accumulation, where the bar counts batches) and shows tokens/s as a whole number.
     """
 
+    @property
+    def total_train_batches(self) -> int | float:
+        """The whole run's batches: Lightning counts only those left (a resumed run would read
+        `step 8/3`), while the bar's count goes on from the restored step."""
+        trainer = self.trainer
+        if trainer.max_steps is not None and trainer.max_steps > 0:
+            return trainer.max_steps * trainer.accumulate_grad_batches
+        return super().total_train_batches
+
     def _get_train_description(self, current_epoch: int) -> str:
         unit = "step" if self.trainer.accumulate_grad_batches == 1 else "batch"
         return f"{unit:{len(self.validation_description)}}"  # as wide: the bar does not jump

@@ -32,8 +32,17 @@ Options:
                          E, A, alpha ± standard error and writes fit_<X>.png
   --x step|tokens|flops|time
                          the x axis of the validation curves (default tokens)
-  --out DIR              where compare.md, compare.csv and the plots go: by default the folder
-                         given, when it is a single folder of runs (a sweep), else ./comparison
+  --out DIR              where compare.md, compare.csv, report.html and the plots go: by default
+                         the folder given, when it is a single folder of runs (a sweep), else
+                         ./comparison
+  --no-html              do not write report.html
+
+report.html is the same comparison as one interactive page that opens from disk, no server or
+network (plotly's JavaScript is inside): the grouped table, sortable; val-loss curves per group
+with their seed band, each run on demand, log y; best val loss against parameters (and the fit);
+with --best-of, val loss against that key per variant; per run, its settings that differ from the
+baseline, its last sample, and links to its folder, checkpoints and wandb run. Rerun compare to
+refresh it while a sweep runs.
 
 compare.md holds the grouped table, then the per-run table (with status: finished, failed with
 its error, interrupted, running, incomplete: no run.json, not started: a sweep job still to
@@ -65,6 +74,7 @@ from chargpt.compare.groups import (
     sort_groups,
 )
 from chargpt.compare.plots import X_AXES, write_fit_plot, write_plots
+from chargpt.compare.report import REPORT_HTML, write_report
 from chargpt.compare.stats import MIN_FIT_POINTS, PowerLawFit, fit_power_law
 from chargpt.compare.table import (
     comparison_table,
@@ -118,6 +128,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--x", choices=X_AXES, default="tokens", help="x axis of the curves (default: tokens)"
     )
+    parser.add_argument(
+        "--no-html", action="store_true", help=f"do not write the interactive {REPORT_HTML}"
+    )
     return parser.parse_args(argv)
 
 
@@ -170,8 +183,9 @@ def run(args: argparse.Namespace, console: Console) -> None:
     notes = [note] if (note := unfinished_note(found.runs)) else []
     notes += [f"warning: {warning}" for warning in found.warnings]
     notes += [f"note: {line}" for group in found.rows if (line := group.uncounted_note())]
+    fit = None
     if args.fit:
-        fitted, fit_image = fit_line(found.rows, args.fit, out)
+        fitted, fit_image, fit = fit_line(found.rows, args.fit, out)
         notes.append(fitted)
         images += [fit_image] if fit_image else []
     for line in notes:
@@ -179,10 +193,16 @@ def run(args: argparse.Namespace, console: Console) -> None:
     write_atomically(
         out / CSV_FILE, grouped_csv(found.rows, found.row_keys, found.baseline, found.best_of)
     )
-    report = markdown_report(args.paths, found, groups, per_run, notes, images)
+    made_at = datetime.now()
+    report = markdown_report(args.paths, found, groups, per_run, notes, images, made_at)
     write_atomically(out / REPORT_FILE, report)
-    written = ", ".join([REPORT_FILE, CSV_FILE, *(image.name for image in images)])
-    console.print(f"Wrote {written} to {out}", markup=False, highlight=False)
+    written = [REPORT_FILE, CSV_FILE, *(image.name for image in images)]
+    if not args.no_html:
+        page = write_report(
+            found, out, x=args.x, made_at=made_at, fit=fit, fit_x=args.fit, notes=notes
+        )
+        written.append(page.name)
+    console.print(f"Wrote {', '.join(written)} to {out}", markup=False, highlight=False)
     links = link_wandb_runs(found.runs, out / WANDB_LINKS)
     if links:
         count = plural(len(links), "wandb run")
@@ -207,19 +227,19 @@ def groups_note(found: Comparison) -> str:
     )
 
 
-def fit_line(rows: list[Group], x: str, out: Path) -> tuple[str, Path | None]:
-    """The fitted power law in one line (or why there is none) and its plot."""
+def fit_line(rows: list[Group], x: str, out: Path) -> tuple[str, Path | None, PowerLawFit | None]:
+    """The fitted power law in one line (or why there is none), its plot and the fit."""
     points = fit_points(rows, x)
     distinct = len({point[0] for point in points})
     if distinct < MIN_FIT_POINTS:
         found = f"needs {MIN_FIT_POINTS} or more distinct {x} values, found {distinct}"
-        return f"--fit {x}: {found}; no fit", None
+        return f"--fit {x}: {found}; no fit", None, None
     try:
         fit = fit_power_law([p[0] for p in points], [p[1] for p in points])
     except RuntimeError as error:  # curve_fit found no minimum
-        return f"--fit {x}: the fit did not converge ({error}); no fit", None
+        return f"--fit {x}: the fit did not converge ({error}); no fit", None, None
     line = f"--fit {x} ({plural(len(points), 'group')}): {fit_formula(fit)}"
-    return line, write_fit_plot(points, fit, x, out)
+    return line, write_fit_plot(points, fit, x, out), fit
 
 
 def fit_formula(fit: PowerLawFit) -> str:
@@ -234,12 +254,13 @@ def markdown_report(
     per_run: Table,
     notes: list[str],
     images: list[Path],
+    made_at: datetime,
 ) -> str:
     lines = [
         "# Run comparison",
         "",
         f"- compared: {', '.join(f'`{path}`' for path in paths)}",
-        f"- on: {datetime.now().isoformat(sep=' ', timespec='seconds')}",
+        f"- on: {made_at.isoformat(sep=' ', timespec='seconds')}",
         f"- runs: {status_counts(found.runs)}",
         f"- baseline: {found.baseline.label if found.baseline else 'none yet'}",
     ]

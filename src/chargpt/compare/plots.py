@@ -31,6 +31,12 @@ from chargpt.compare.stats import PowerLawFit, summarize
 from chargpt.runs.read import Run
 
 X_AXES = ("step", "tokens", "flops", "time")
+# The loss curves a run holds, by the name `run_curve` and `mean_curve` take, and their metric.
+CURVES: dict[str, Callable[[Run], list[tuple[int, float]]]] = {
+    "val": lambda run: run.val_curve,
+    "train": lambda run: run.train_curve,
+}
+CURVE_METRICS = {"val": "val/loss", "train": "train/loss"}
 FIT_AXES = tuple(FIT_FIELDS)
 X_LABELS = {
     "step": "optimizer step",
@@ -133,12 +139,21 @@ def _training_seconds(run: Run, steps: np.ndarray) -> np.ndarray | None:
     return np.where(steps <= known_steps[-1], seconds, np.nan)
 
 
-def run_curve(run: Run, x: str) -> dict[int, tuple[float, float]] | None:
-    """The run's validation curve by step: (x, val loss); None where the run has no curve or
-    cannot give the x axis. Points with an unknown x are left out."""
-    if not run.val_curve:
+def no_x(x: str, curve: str = "val") -> str:
+    """What a plot of `curve` against `x` says when no run can give it (`NO_X`)."""
+    return f"no run has a {CURVE_METRICS[curve]} yet" if x == "step" else NO_X[x]
+
+
+def run_curve(run: Run, x: str, curve: str = "val") -> dict[int, tuple[float, float]] | None:
+    """The run's loss curve (`CURVES`: validation by default, or training) by step: (x, loss);
+    None where the run has no such curve or cannot give the x axis. Points with an unknown x
+    are left out."""
+    if curve not in CURVES:
+        raise ValueError(f"curve={curve!r} is not a loss curve; use one of {', '.join(CURVES)}")
+    logged = CURVES[curve](run)
+    if not logged:
         return None
-    losses = dict(sorted(run.val_curve))  # a step logged twice: the later value
+    losses = dict(sorted(logged))  # a step logged twice: the later value
     xs = x_values(run, list(losses), x)
     if xs is None:
         return None
@@ -146,18 +161,18 @@ def run_curve(run: Run, x: str) -> dict[int, tuple[float, float]] | None:
     return {step: point for step, point in points.items() if math.isfinite(point[0])} or None
 
 
-def mean_curve(group: Group, x: str) -> Curve | None:
-    """The group's curve over seeds: at each step every usable run logged, the mean x (the
-    same for all seeds unless x is time), the mean loss and its sample std (ddof=1; NaN for a
-    group of one run). None where no run can give x, or the runs share no step."""
-    curves = [curve for run in plotted_runs(group) if (curve := run_curve(run, x))]
+def mean_curve(group: Group, x: str, curve: str = "val") -> Curve | None:
+    """The group's `curve` (`CURVES`) over seeds: at each step every usable run logged, the
+    mean x (the same for all seeds unless x is time), the mean loss and its sample std (ddof=1;
+    NaN for a group of one run). None where no run can give x, or the runs share no step."""
+    curves = [points for run in plotted_runs(group) if (points := run_curve(run, x, curve))]
     if not curves:
         return None
-    shared = sorted(set.intersection(*(set(curve) for curve in curves)))
+    shared = sorted(set.intersection(*(set(points) for points in curves)))
     if not shared:
         return None
     # (runs, steps, 2): x and loss of each run at each shared step
-    points = np.array([[curve[step] for step in shared] for curve in curves])
+    points = np.array([[run[step] for step in shared] for run in curves])
     xs, losses = points[..., 0].mean(axis=0), points[..., 1]
     stds = losses.std(axis=0, ddof=1) if len(curves) > 1 else np.full(len(shared), np.nan)
     return xs, losses.mean(axis=0), stds
@@ -170,9 +185,9 @@ def plotted_runs(group: Group) -> list[Run]:
     return group.scored or group.runs
 
 
-def curve_runs(group: Group, x: str) -> int:
-    """How many of the group's runs its mean curve on `x` is made from: its n in the legend."""
-    return sum(1 for run in plotted_runs(group) if run_curve(run, x))
+def curve_runs(group: Group, x: str, curve: str = "val") -> int:
+    """How many of the group's runs its mean `curve` on `x` is made from: its n in the legend."""
+    return sum(1 for run in plotted_runs(group) if run_curve(run, x, curve))
 
 
 # --- the plots -----------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """One run as the comparison sees it, read from the files `run.py` leaves in its folder.
 
 `run.json` gives the outcome, `.hydra/` the settings and `csv/metrics.csv` (or the TensorBoard
-files) the validation curve; see README, "Where outputs go". Where a run has no `run.json`
-(killed outright, or still starting) its metrics still count.
+files) the validation and training curves; see README, "Where outputs go". Where a run has no
+`run.json` (killed outright, or still starting) its metrics still count.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class Run(Results):
     # The keys set on the run's command line, in order: the columns people swept.
     overridden: list[str] = field(default_factory=list)
     val_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, val/loss)
+    train_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, train/loss)
     # (step, training seconds so far, validation excluded): `perf/training_s`.
     time_curve: list[tuple[int, float]] = field(default_factory=list)
     global_step: int | None = None  # optimizer steps, from run.json
@@ -71,7 +72,7 @@ def load_run_dir(path: Path) -> Run:
     hydra = (_read_yaml(path / HYDRA_FILE) or {}).get("hydra", {})
     choices = hydra.get("runtime", {}).get("choices", {})
     overrides = record.overrides if record else _read_yaml(path / OVERRIDES_FILE) or []
-    curve, time_curve, last_logged = read_metrics(path)
+    curve, train_curve, time_curve, last_logged = read_metrics(path)
     from_logs: dict[str, Any] = logged_results(last_logged)
     hparams = _read_yaml(path / HPARAMS_FILE)
     num_params = hparams.get("num_params") if isinstance(hparams, dict) else None
@@ -86,6 +87,7 @@ def load_run_dir(path: Path) -> Run:
         settings=_current_keys(flatten(config)) | choices,
         overridden=[_current_key(override_key(o)) for o in overrides],
         val_curve=curve,
+        train_curve=train_curve,
         time_curve=time_curve,
         global_step=record.global_step if record else None,
         **(from_logs | from_record),
@@ -139,33 +141,39 @@ def override_key(override: str) -> str:
 
 
 Curve = list[tuple[int, float]]
-Metrics = tuple[Curve, Curve, dict[str, float]]
+# (val/loss, train/loss, perf/training_s) curves, the last value of each result metric
+Metrics = tuple[Curve, Curve, Curve, dict[str, float]]
+VAL_METRIC = "val/loss"
+TRAIN_METRIC = "train/loss"
 TIME_METRIC = "perf/training_s"
+CURVE_METRICS = (VAL_METRIC, TRAIN_METRIC, TIME_METRIC)  # in `Metrics`' order
 
 
 def read_metrics(run_dir: Path) -> Metrics:
-    """The val/loss curve, the training-time curve, and the last value of each metric a result
-    falls back on (`Results`), from CSV or else TensorBoard files."""
+    """The val/loss and train/loss curves, the training-time curve, and the last value of each
+    metric a result falls back on (`Results`), from CSV or else TensorBoard files."""
     metrics = run_dir / METRICS_FILE
     if metrics.is_file():
         return _read_csv_metrics(metrics)
     events = sorted(run_dir.glob(f"{TENSORBOARD_DIR}/**/events.out.tfevents.*"))
     if events:
         return _read_tensorboard(events[0].parent)
-    return [], [], {}
+    return [], [], [], {}
 
 
 def _read_csv_metrics(path: Path) -> Metrics:
-    curve, time_curve, last = [], [], {}
+    curves: tuple[Curve, ...] = tuple([] for _ in CURVE_METRICS)
+    last: dict[str, float] = {}
     with open(path, newline="", encoding="utf-8") as file:
         for row in csv.DictReader(file):
-            _append_point(curve, row, "val/loss")  # rows are sparse
-            _append_point(time_curve, row, TIME_METRIC)
+            for curve, metric in zip(curves, CURVE_METRICS, strict=True):
+                _append_point(curve, row, metric)  # rows are sparse
             for metric in RESULT_METRICS:
                 with contextlib.suppress(TypeError, ValueError):
                     if row.get(metric):
                         last[metric] = float(row[metric])
-    return curve, time_curve, last
+    val_curve, train_curve, time_curve = curves
+    return val_curve, train_curve, time_curve, last
 
 
 def _append_point(curve: Curve, row: dict[str, str], metric: str) -> None:
@@ -186,14 +194,14 @@ def _read_tensorboard(log_dir: Path) -> Metrics:
     events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
     events.Reload()
     tags = events.Tags()["scalars"]
-    curve, time_curve = (
+    val_curve, train_curve, time_curve = (
         [(e.step, e.value) for e in events.Scalars(tag) if _finite(e.value) is not None]
         if tag in tags
         else []
-        for tag in ("val/loss", TIME_METRIC)
+        for tag in CURVE_METRICS
     )
     last = {metric: events.Scalars(metric)[-1].value for metric in RESULT_METRICS if metric in tags}
-    return curve, time_curve, last
+    return val_curve, train_curve, time_curve, last
 
 
 def _finite(value: float | None) -> float | None:

@@ -198,6 +198,17 @@ def test_command_prints_the_table_and_writes_the_report_and_plots(tmp_path, caps
     for image in images:
         assert image.read_bytes().startswith(b"\x89PNG")
         assert f"]({image.name})" in report
+    page = (sweep / "report.html").read_text()  # the interactive report beside compare.md
+    assert page.startswith("<!DOCTYPE html>") and "model.n_layer=5" in page
+    assert "report.html" in out
+
+
+def test_no_html_leaves_the_report_out(tmp_path):
+    sweep = tmp_path / "sweep"
+    for job, layers in (("0", 3), ("1", 5)):
+        make_run(sweep / job, (f"model.n_layer={layers}",), {"model": {"n_layer": layers}})
+    assert main([str(sweep), "--no-html"]) == 0
+    assert (sweep / "compare.md").is_file() and not (sweep / "report.html").exists()
 
 
 def test_single_runs_report_goes_to_the_out_folder(tmp_path, monkeypatch, capsys):

@@ -21,6 +21,7 @@ from chargpt.compare.groups import (
 )
 from chargpt.compare.plots import X_LABELS, group_colours
 from chargpt.compare.report import (
+    MAX_SAMPLE_CHARS,
     REPORT_HTML,
     best_of_figure,
     curve_figure,
@@ -31,6 +32,7 @@ from chargpt.compare.report import (
     report_html,
     run_links,
     settings_difference,
+    sort_value,
     write_report,
 )
 from chargpt.compare.stats import PowerLawFit
@@ -153,7 +155,8 @@ def test_the_table_has_one_row_per_group_with_its_statuses_and_sorts(tmp_path):
     page = report_html(found, tmp_path, x="step", made_at=MADE_AT)
     grouped = page.split('<table class="sortable">')[1].split("</table>")[0]
     assert grouped.count("<tr") == 1 + len(found.rows)  # the heading and one row per group
-    assert 'addEventListener("click"' in page
+    # Every number cell carries the value it sorts by (the browser test clicks the headings).
+    assert 'data-sort="3.0"' in grouped  # n
 
 
 def test_each_run_has_its_details_and_a_failed_or_pending_run_says_what_it_is(tmp_path):
@@ -423,3 +426,46 @@ def test_the_settings_shown_are_those_that_differ_from_the_reference(tmp_path):
     ]
     pending = Run(path=tmp_path / "c", status=NOT_STARTED, settings={"seed": "1"}, partial=True)
     assert settings_difference(pending, reference) == []  # what it does not know is not a change
+
+
+def test_several_samples_of_one_step_are_all_kept(tmp_path):
+    """callbacks.sample.num_samples=3 joins its samples with `---` lines inside one record."""
+    log = tmp_path / "run.log"
+    log.write_text(
+        SAMPLE_LOG + "[2026-12-02 05:16:00,000][INFO] --- sample at step 400 ---\n"
+        "first\n---\nsecond\n---\nthird\n---\n[2026-12-02 05:16:01,000][INFO] done\n",
+        encoding="utf-8",
+    )
+    sample = last_sample(log)
+    assert (sample.step, sample.text) == (400, "first\n---\nsecond\n---\nthird")
+
+
+def test_a_runaway_sample_is_cut_and_read_in_linear_time(tmp_path):
+    log = tmp_path / "run.log"
+    start = "[2026-12-02 05:16:00,000][INFO] --- sample at step 9 ---\n"
+    log.write_text(start + "x" * (5 * MAX_SAMPLE_CHARS) + "\n" + "\n" * 200_000 + "---\n")
+    sample = last_sample(log)  # 200,000 blank lines: a quadratic count would take minutes
+    assert sample.step == 9 and len(sample.text) <= MAX_SAMPLE_CHARS
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1m 37s", 97.0),
+        ("48.6 s", 48.6),
+        ("2h 01m", 7260.0),
+        ("2.1364 ± 0.0093", 2.1364),
+        ("[2.1134, 2.1595]", 2.1134),
+        ("+0.4224", 0.4224),
+        ("-1.2018", -1.2018),
+        ("809.9K", 809_900.0),
+        ("1.5M", 1_500_000.0),
+        ("12,345", 12_345.0),
+        ("4.25e+12", 4.25e12),
+        ("within noise", None),
+        ("-", None),
+        ("", None),
+    ],
+)
+def test_cells_sort_by_their_number_durations_in_seconds(text, value):
+    assert sort_value(text) == (None if value is None else pytest.approx(value))

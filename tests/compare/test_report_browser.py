@@ -191,3 +191,32 @@ def test_a_request_to_the_network_is_caught(browser, report, tmp_path):
     )
     seen = visit(browser, online)
     assert seen.fetched == ["http://example.com/x.png"]
+
+
+# Each sortable table's column, after a click on its heading: the cells' sort keys, in order.
+SORTED_JS = """
+var table = document.querySelectorAll("table.sortable")[arguments[0]], column = arguments[1];
+table.tHead.rows[0].cells[column].click();
+return Array.from(table.tBodies[0].rows).map(function (row) {
+  var cell = row.cells[column];
+  return [cell.getAttribute("data-sort"), cell.textContent];
+});
+"""
+COLUMNS_JS = """
+return Array.from(document.querySelectorAll("table.sortable")).map(function (table) {
+  return table.tHead.rows[0].cells.length;
+});
+"""
+
+
+def test_every_column_of_every_table_sorts_on_a_click(browser, report):
+    """Numbers (durations in seconds) ascending, then the cells without one, as text."""
+    visit(browser, report.path)
+    for table, columns in enumerate(browser.execute_script(COLUMNS_JS)):
+        for column in range(columns):
+            cells = browser.execute_script(SORTED_JS, table, column)
+            numbers = [float(key) for key, _ in cells if key is not None]
+            texts = [text for key, text in cells if key is None]
+            assert numbers == sorted(numbers), (table, column, cells)
+            assert [key is None for key, _ in cells] == sorted(key is None for key, _ in cells)
+            assert texts == sorted(texts, key=lambda text: text) or len(set(texts)) <= 1

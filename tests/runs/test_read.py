@@ -56,3 +56,13 @@ def test_a_folder_without_metrics_has_no_curves(tmp_path):
     assert read_metrics(tmp_path) == ([], [], [], {})
     run = load_run_dir(tmp_path)
     assert run.val_curve == run.train_curve == run.time_curve == []
+
+
+def test_a_garbled_metrics_csv_keeps_the_rows_before_the_damage(tmp_path):
+    """Bad bytes or a NUL (a disk that failed mid-write) end the reading, not the comparison."""
+    (tmp_path / "csv").mkdir()
+    damaged = METRICS_CSV.encode() + b"\xff\xfe\x00garbage,\x00\n"
+    (tmp_path / "csv" / "metrics.csv").write_bytes(damaged)
+    val_curve, train_curve, _, _ = read_metrics(tmp_path)
+    (tmp_path / "csv" / "metrics.csv").write_text(METRICS_CSV, encoding="utf-8")
+    assert (val_curve, train_curve) == read_metrics(tmp_path)[:2]

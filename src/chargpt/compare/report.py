@@ -87,6 +87,7 @@ BEST_LABEL = f"best val loss {LOSS_UNIT}"
 # in the file, no prefix on the console) and the line that closes it.
 SAMPLE_START = re.compile(r"^(?:\[[^\]]*\]\[[A-Z]+\] )?--- sample at step (\d+) ---$")
 SAMPLE_END = "---"
+RECORD_START = re.compile(r"^\[\d{4}-\d\d-\d\d [^\]]*\]\[[A-Z]+\] ")  # run.log's next record
 MAX_SAMPLE_CHARS = 20_000  # of one sample shown: a runaway sample must not bloat the page
 
 
@@ -580,7 +581,32 @@ def table_html(table: Table, row_classes: Sequence[str] = ()) -> str:
 
 
 def _cell(text: str, number: bool) -> str:
-    return f'<td class="num">{_escape(text)}</td>' if number else f"<td>{_escape(text)}</td>"
+    """A cell, with the number it sorts by (`data-sort`) where its text starts with one."""
+    value = sort_value(text)
+    key = "" if value is None else f' data-sort="{value!r}"'
+    return (
+        f'<td class="num"{key}>{_escape(text)}</td>' if number else f"<td{key}>{_escape(text)}</td>"
+    )
+
+
+DURATION = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)\s*s)?$")
+NUMBER = re.compile(r"^\[?\s*([+-]?(?:\d[\d,]*\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*([KkMG]?)")
+SCALES = {"K": 1e3, "k": 1e3, "M": 1e6, "G": 1e9}
+
+
+def sort_value(text: str) -> float | None:
+    """The number a cell sorts by: a duration (`1m 37s`, `48.6 s`, `2h 01m`) in seconds, else
+    its leading number (`2.1 ± 0.1`, `[2.0, 2.2]`, `+0.01`, `1.2K`, `12,345`); None for text."""
+    text = text.strip()
+    duration = DURATION.match(text)
+    if text and duration and any(duration.groups()):
+        hours, minutes, seconds = (float(part or 0) for part in duration.groups())
+        return hours * 3600 + minutes * 60 + seconds
+    number = NUMBER.match(text)
+    if number is None:
+        return None
+    value = float(number.group(1).replace(",", "")) * SCALES.get(number.group(2), 1)
+    return value if math.isfinite(value) else None
 
 
 def _status_class(status: str) -> str:
@@ -758,23 +784,39 @@ class Sample:
 
 
 def last_sample(log: Path) -> Sample | None:
-    """The last complete sample that training logged to `log` (run.log): the lines after
-    `--- sample at step N ---` up to a line `---`. None where the file is missing, unreadable
-    or holds no complete sample. Read line by line: a long run's log can be large."""
-    found, step, lines = None, None, []
+    """The last complete sample that training logged to `log` (run.log).
+
+    A sample is the record that starts `--- sample at step N ---` and ends with a line `---`;
+    it runs until the next record (a line with the log's time prefix), so the `---` lines
+    between several samples of one step (`callbacks.sample.num_samples`) stay inside it. None
+    where the file is missing, unreadable or holds no complete sample. Read line by line, and
+    each sample kept to MAX_SAMPLE_CHARS: a long run's log, or a runaway sample, can be large.
+    """
+    found, step, lines, kept = None, None, [], 0
     try:
         with open(log, encoding="utf-8", errors="replace") as file:
             for line in file:
                 line = line.rstrip("\r\n")
-                if (start := SAMPLE_START.match(line)) is not None:
-                    step, lines = int(start.group(1)), []  # an unclosed sample is dropped
+                start = SAMPLE_START.match(line)
+                if start is not None or RECORD_START.match(line):
+                    found = _complete(step, lines) or found
+                    step, lines, kept = (int(start.group(1)) if start else None), [], 0
                 elif step is not None and line == SAMPLE_END:
-                    found, step = Sample(step, "\n".join(lines)), None
-                elif step is not None and sum(map(len, lines)) < MAX_SAMPLE_CHARS:
-                    lines.append(line)
+                    lines.append(line)  # past the cap too: it says the sample is complete
+                elif step is not None and kept < MAX_SAMPLE_CHARS:
+                    lines.append(line[: MAX_SAMPLE_CHARS - kept])
+                    kept += len(lines[-1]) + 1
     except OSError:
         return None
-    return found
+    return _complete(step, lines) or found
+
+
+def _complete(step: int | None, lines: list[str]) -> Sample | None:
+    """The sample in `lines`, up to its closing `---`; None without one (cut off)."""
+    if step is None or SAMPLE_END not in lines:
+        return None
+    end = len(lines) - 1 - lines[::-1].index(SAMPLE_END)
+    return Sample(step, "\n".join(lines[:end]))
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -804,23 +846,21 @@ pre { background: #f7f7f7; padding: 0.6em; white-space: pre-wrap; max-height: 24
 .notes li { color: #8a5a00; }
 """
 
-# Sorts a table by the column whose heading was clicked, numerically where both cells start
-# with a number (`2.1 ± 0.1`, `[2.0, 2.2]`, `+0.01`, `1.2K`), as text otherwise; cells without
-# a number (`-`) go last either way; a second click reverses; ties keep their order.
+# Sorts a table by the column whose heading was clicked: by each cell's number (`data-sort`,
+# from `sort_value`) where both have one, as text otherwise; cells without a number (`-`) go
+# last either way; a second click reverses; ties keep their order.
 SORT_SCRIPT = """
 (function () {
-  var scale = {K: 1e3, k: 1e3, M: 1e6, G: 1e9};
-  function number(text) {
-    var m = /^\\[?\\s*([+-]?(?:\\d[\\d,]*\\.?\\d*|\\.\\d+)(?:e[+-]?\\d+)?)\\s*([KkMG]?)/
-      .exec(text.trim());
-    return m ? parseFloat(m[1].replace(/,/g, "")) * (scale[m[2]] || 1) : null;
+  function number(cell) {
+    var value = cell.getAttribute("data-sort");
+    return value === null ? null : parseFloat(value);
   }
   function compare(a, b, up) {
     var x = number(a), y = number(b), sign = up ? 1 : -1;
     if (x !== null && y !== null) return sign * (x - y);
     if (x !== null) return -1;  // a number before a cell without one, either way
     if (y !== null) return 1;
-    return sign * a.localeCompare(b);
+    return sign * a.textContent.localeCompare(b.textContent);
   }
   document.querySelectorAll("table.sortable").forEach(function (table) {
     var heads = table.tHead.rows[0].cells;
@@ -832,8 +872,7 @@ SORT_SCRIPT = """
         var body = table.tBodies[0];
         var rows = Array.prototype.map.call(body.rows, function (row, i) { return [row, i]; });
         rows.sort(function (a, b) {
-          var cells = [a[0].cells[column].textContent, b[0].cells[column].textContent];
-          return compare(cells[0], cells[1], up) || a[1] - b[1];
+          return compare(a[0].cells[column], b[0].cells[column], up) || a[1] - b[1];
         });
         rows.forEach(function (pair) { body.appendChild(pair[0]); });
       });

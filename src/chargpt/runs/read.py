@@ -164,7 +164,12 @@ def read_metrics(run_dir: Path) -> Metrics:
 def _read_csv_metrics(path: Path) -> Metrics:
     curves: tuple[Curve, ...] = tuple([] for _ in CURVE_METRICS)
     last: dict[str, float] = {}
-    with open(path, newline="", encoding="utf-8") as file:
+    # A garbled file (bad bytes, a NUL) keeps the rows read before it: one run's damage must
+    # not stop a comparison.
+    with (
+        open(path, newline="", encoding="utf-8", errors="replace") as file,
+        contextlib.suppress(csv.Error),
+    ):
         for row in csv.DictReader(file):
             for curve, metric in zip(curves, CURVE_METRICS, strict=True):
                 _append_point(curve, row, metric)  # rows are sparse

@@ -822,7 +822,7 @@ def _complete(step: int | None, lines: list[str]) -> Sample | None:
 # --- the page ------------------------------------------------------------------------------------
 
 STYLE = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px;
+body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1800px;
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 h3 { margin: 1.2em 0 0.4em; font-size: 1.05em; }

@@ -489,7 +489,7 @@ def _swept_settings(cfg: DictConfig, overrides: list[str]) -> dict[str, object]:
     what TensorBoard's HParams tab lists beside the run's result."""
     settings: dict[str, object] = {}
     for override in overrides:
-        key, _, raw = override.lstrip("+~").partition("=")
+        key, raw = override_key(override), override.partition("=")[2]
         if not is_setting(key):
             continue
         value = OmegaConf.select(cfg, key, default=raw) if "/" not in key else raw

@@ -9,6 +9,7 @@ import pytest
 from helpers import TINY, run, wandb_summary
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
+from chargpt.errors import SettingError
 from chargpt.training.loggers import (
     ResumableCSVLogger,
     close_loggers,
@@ -237,3 +238,9 @@ def test_a_run_gets_a_named_tensorboard_folder_unless_it_began_before_runs_were_
     old.mkdir(parents=True)
     (old / "events.out.tfevents.1.host.1.0").write_bytes(b"")
     assert tensorboard_version(old, "0-model/size=tiny") == ""  # a resume goes on in one run
+
+
+@pytest.mark.parametrize("quiet", ["maybe", 1, None])
+def test_a_quiet_that_is_not_true_or_false_is_one_line(tmp_path, quiet):
+    with pytest.raises(SettingError, match=r"^logger\.wandb\.quiet=.*: must be true or false$"):
+        wandb_logger(save_dir=str(tmp_path), mode="offline", quiet=quiet)

@@ -52,7 +52,7 @@ class Group:
         """The finished runs with a best val loss: those the statistics count (n). A running
         job's best so far, or a failed one's, is not its variant's result; the per-run table
         (`--runs`) still shows them."""
-        return [run for run in self.runs if run.status == FINISHED and _finite(run.best_val_loss)]
+        return [run for run in self.runs if run.status == FINISHED and is_finite(run.best_val_loss)]
 
     @property
     def scored_seeds(self) -> list[object]:
@@ -84,7 +84,7 @@ class Group:
     def values(self, name: str) -> list[float]:
         """The scored runs' values of the result `name` (`Results`), where known."""
         found = (getattr(run, name) for run in self.scored)
-        return [float(value) for value in found if _finite(value)]
+        return [float(value) for value in found if is_finite(value)]
 
     def summary(self, name: str = "best_val_loss") -> Summary:
         """n, mean, std and 95 % interval of a result over the scored runs."""
@@ -248,7 +248,7 @@ def variant_label(group: Group, key: str) -> str:
 def _edge_warning(best: Group, members: Sequence[Group], key: str) -> str | None:
     """A line when the variant's best value of a numeric `key` is its smallest or largest
     tried (by a scored group): the best may lie beyond the grid."""
-    tried = {g.settings[key]: _number(g.settings[key]) for g in members if g.n}
+    tried = {g.settings[key]: setting_number(g.settings[key]) for g in members if g.n}
     if not best.n or None in tried.values():
         return None  # nothing scored, or values without an order (pre, post)
     ordered = sorted(tried, key=lambda value: tried[value])
@@ -261,7 +261,8 @@ def _edge_warning(best: Group, members: Sequence[Group], key: str) -> str | None
     return f"best {key}={value}{where} is at the edge of the grid ({grid}): widen the sweep"
 
 
-def _number(text: str) -> float | None:
+def setting_number(text: str) -> float | None:
+    """A setting's value as a finite number (`0.002`), None for any other value."""
     try:
         value = float(text)
     except ValueError:
@@ -283,5 +284,5 @@ def fit_points(groups: Sequence[Group], x: str) -> list[tuple[float, float, str]
     return points
 
 
-def _finite(value: object) -> bool:
+def is_finite(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

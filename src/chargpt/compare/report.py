@@ -44,6 +44,8 @@ from chargpt.compare.groups import (
     FIT_FIELDS,
     Group,
     group_runs,
+    is_finite,
+    setting_number,
     sort_groups,
     variant_label,
 )
@@ -420,7 +422,7 @@ def best_of_figure(groups: Sequence[Group], key: str, chosen: Sequence[Group]) -
     for group in groups:
         if group.n:
             variants.setdefault(variant_label(group, key) or "all", []).append(group)
-    numbers = {group.settings[key]: _number(group.settings[key]) for group in groups}
+    numbers = {group.settings[key]: setting_number(group.settings[key]) for group in groups}
     numeric = bool(numbers) and None not in numbers.values()
     kept = [group.settings for group in chosen]
     colours = group_colours([members[0] for members in variants.values()])
@@ -700,7 +702,7 @@ def _reference(found: Comparison, groups: Sequence[Group]) -> Reference | None:
 
 def run_details_html(run: Run, reference: Reference | None, out: Path) -> str:
     """One run, folded: status, error, settings that differ from `reference`, links, sample."""
-    best = f" · best val loss {run.best_val_loss:.4f}" if _finite(run.best_val_loss) else ""
+    best = f" · best val loss {run.best_val_loss:.4f}" if is_finite(run.best_val_loss) else ""
     parts = [
         f'<details class="{_status_class(run.status)}"><summary><b>{_escape(_run_name(run))}'
         f"</b> · {_escape(run.status)}{best}</summary>"
@@ -928,15 +930,3 @@ def _rgba(colour: tuple, alpha: float | None = None) -> str:
     red, green, blue, opacity = (*colour, 1.0)[:4]
     shown = opacity if alpha is None else alpha
     return f"rgba({round(red * 255)}, {round(green * 255)}, {round(blue * 255)}, {shown})"
-
-
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)

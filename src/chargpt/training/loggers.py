@@ -97,6 +97,8 @@ def wandb_logger(
     run's files (its console capture included) are written all the same, and the end-of-run
     summary names the run's folder, and its URL when it is online.
     """
+    if not isinstance(quiet, bool):
+        raise SettingError(f"logger.wandb.quiet={quiet!r}: must be true or false")
     import wandb
 
     Path(save_dir).mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from chargpt.runs.files import RunBusyError, run_lock
 from chargpt.runs.launch import discard_unused_folder
 from chargpt.runs.layout import CHECKPOINT_DIR, LAST_CHECKPOINT
 from chargpt.runs.read import override_key
-from chargpt.runs.record import RunRecord, write_sweep_summary
+from chargpt.runs.record import RunRecord, format_duration, write_sweep_summary
 from chargpt.runs.resume import check_targets, check_write_locations, resume_arguments
 from chargpt.runs.variant import is_setting, run_label, variant_name
 from chargpt.training.budget import StepCost, budget_of, check_processes, derive_max_steps, describe
@@ -427,9 +427,10 @@ def _report(
 
 
 def _results_line(record: RunRecord, wall_s: float | None = None) -> str:
-    """`1,000 steps in 1 min 52 s · best val/loss 1.8168 · test/loss 1.8707 · 21,300 tokens/s`"""
+    """`1,000 steps in 1m 52s · best val/loss 1.8168 · test/loss 1.8707 · 21,300 tokens/s`"""
     wall_s = record.wall_s if wall_s is None else wall_s
-    parts = [f"{record.global_step or 0:,} steps in {_duration(wall_s)}"]
+    took = "?" if wall_s is None else format_duration(wall_s)
+    parts = [f"{record.global_step or 0:,} steps in {took}"]
     if record.best_val_loss is not None:
         parts.append(f"best val/loss {record.best_val_loss:.4f}")
     if record.test_loss is not None:
@@ -437,13 +438,6 @@ def _results_line(record: RunRecord, wall_s: float | None = None) -> str:
     if record.tokens_per_s is not None:
         parts.append(f"{record.tokens_per_s:,.0f} tokens/s")
     return " · ".join(parts)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
 
 
 def _job_line(record: RunRecord) -> str:

@@ -6,9 +6,11 @@ import csv
 import json
 import math
 import re
+import subprocess
+import sys
 
 import pytest
-from helpers import TINY, csv_metric, run, wandb_summary
+from helpers import PROJECT_ROOT, TINY, csv_metric, run, run_env, wandb_summary
 
 from chargpt.runs.checkpoint import load_checkpoint
 
@@ -274,3 +276,20 @@ def test_the_gpu_trainer_config_trains_under_cpu_autocast(tmp_path, play_file):
     losses = csv_metric(run_dir, "train/loss")
     assert losses and all(math.isfinite(loss) for loss in losses)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize("question", [["--help"], ["--cfg", "job"]])
+def test_help_and_cfg_answer_without_importing_torch_lightning_or_wandb(question):
+    """What a user asks before a run starts (--help, --cfg) loads Hydra alone: about a second."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(PROJECT_ROOT / "run.py"), *question],
+        env=run_env(full_error=True),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "trainer" in result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert "hydra" in imported
+    assert not imported & {"torch", "lightning", "wandb"}

@@ -103,7 +103,7 @@ def _exit_unless_writable(folder: Path, key: str) -> None:
 class SweepReport(Callback):
     """At the end of a sweep: rebuild its summary, list jobs that did not finish, exit non-zero.
 
-    Each job refreshes the summary itself when it ends (`chargpt.train.run_job`).
+    Each job refreshes the summary itself when it ends (`chargpt.train.job.run_job`).
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

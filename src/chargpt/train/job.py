@@ -1,4 +1,4 @@
-"""The train command, `chargpt-train` or `python run.py`: `run_job` around `train(cfg)`.
+"""The train command's job: `run_job` around `train(cfg)`, imported once Hydra has composed a run.
 
 `train` checks the settings, builds the data, the module and the Trainer (`chargpt.training.
 trainer`, which the benchmark uses too), trains, tests and reports. `run_job`, the Hydra task,
@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -27,17 +26,16 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from chargpt.data.datamodule import CharDataModule
-from chargpt.errors import ChargptError, one_line, user_error
+from chargpt.errors import one_line, user_error
 from chargpt.model.parameters import num_parameters, training_flops_per_token
 from chargpt.runs.checkpoint import CheckpointError
 from chargpt.runs.commands import TRAIN, command
-from chargpt.runs.compose import CONF_DIR
 from chargpt.runs.files import RunBusyError, run_lock
 from chargpt.runs.launch import discard_unused_folder
 from chargpt.runs.layout import CHECKPOINT_DIR, LAST_CHECKPOINT
 from chargpt.runs.read import override_key
 from chargpt.runs.record import RunRecord, format_duration, write_sweep_summary
-from chargpt.runs.resume import check_targets, check_write_locations, resume_arguments
+from chargpt.runs.resume import check_targets, check_write_locations
 from chargpt.runs.variant import is_setting, run_label, variant_name
 from chargpt.training.budget import StepCost, budget_of, check_processes, derive_max_steps, describe
 from chargpt.training.callbacks.interrupt import INTERRUPTIONS, TrainingInterrupted
@@ -60,20 +58,6 @@ from chargpt.training.trainer import (
     check_resumable,
     check_settings,
 )
-
-
-def main() -> None:
-    """`chargpt-train [overrides]`: the same Hydra app as `python run.py`, from any directory."""
-    try:
-        sys.argv[1:] = resume_arguments(sys.argv[1:])
-    except ChargptError as error:
-        sys.exit(f"error: {error}")
-    _hydra_app()
-
-
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-def _hydra_app(cfg: DictConfig) -> float:
-    return run_job(cfg)
 
 
 def run_job(cfg: DictConfig) -> float:
@@ -491,7 +475,3 @@ def _swept_settings(cfg: DictConfig, overrides: list[str]) -> dict[str, object]:
             value = raw
         settings[key] = value if isinstance(value, bool | int | float | str) else str(value)
     return settings
-
-
-if __name__ == "__main__":
-    main()

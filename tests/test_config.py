@@ -217,7 +217,7 @@ def test_yaml_values_and_signature_defaults_are_one_source(tmp_path):
 @pytest.mark.parametrize("precision", ["bogus", "bf16-mix", True, 8])
 def test_an_unknown_precision_is_one_line(tmp_path, precision):
     cfg = compose_train(tmp_path, [f"trainer.precision={str(precision).lower()}"])
-    with pytest.raises(SettingError, match=r"trainer\.precision=.*must be one of 32-true"):
+    with pytest.raises(SettingError, match=r"trainer\.precision=.*must be auto or one of 32-true"):
         check_settings(cfg)
 
 

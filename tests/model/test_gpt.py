@@ -256,3 +256,27 @@ class TestGenerate:
             ValueError, match="top_k=12: must be between 1 and the vocabulary size 11"
         ):
             self.model.generate(prompt, SamplingConfig(max_new_tokens=1, top_k=12))
+
+
+@pytest.mark.parametrize("cached", [0, 5])
+def test_bf16_attention_on_cpu_matches_fp32_and_stays_causal(cached):
+    """bf16 q, k, v are attended in fp32 (the CPU's bf16 flash backward is slow): the result
+    is bf16, equals fp32 attention to bf16's precision, and its gradients reach q, k and v."""
+    from chargpt.model.gpt import attend
+
+    torch.manual_seed(0)
+    T = 7
+    q, k, v = (torch.randn(2, 4, n, 16) for n in (T, cached + T, cached + T))
+    expected = attend(q, k, v)
+    low = [t.bfloat16().requires_grad_() for t in (q, k, v)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attend(*low)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), expected, atol=2e-2, rtol=2e-2)
+    out.float().sum().backward()
+    assert all(t.grad is not None and t.grad.dtype == torch.bfloat16 for t in low)
+    # The last position's value reaches no earlier query.
+    changed_v = low[2].detach().clone()
+    changed_v[:, :, -1] += 10
+    again = attend(low[0].detach(), low[1].detach(), changed_v)
+    assert torch.equal(again[:, :, :-1], out.detach()[:, :, :-1])

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
@@ -135,7 +136,13 @@ def _setup(name: str, cfg: DictConfig) -> Setup:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise SettingError(f"data.batch_size={batch_size!r}: must be a positive integer")
     model = instantiate(cfg.model)  # validates every model setting
-    return Setup(name, model, batch_size, precision_of(cfg.trainer.precision).name)
+    accelerator = cfg.trainer.get("accelerator", "auto")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if cfg.trainer.get("precision") == "auto":  # as a run on this machine would resolve it
+        from chargpt.training.trainer import resolve_precision
+
+        resolve_precision(cfg.trainer)
+    return Setup(name, model, batch_size, precision_of(cfg.trainer.precision, on_cpu).name)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:

@@ -90,24 +90,32 @@ class Precision:
     name: str
     compute_bytes: int  # Linear inputs and outputs, q/k/v, MLP activations
     weight_copies: bool  # autocast keeps a compute-precision copy of each Linear weight
+    # On a CPU `model.gpt.attend` casts bf16 q, k, v to fp32 (the CPU's bf16 flash backward is
+    # slow): attention then keeps fp32 q, k, v and output instead of the bf16 ones.
+    fp32_attention: bool = False
 
 
 PRECISIONS = {
     "fp32": Precision("fp32", compute_bytes=4, weight_copies=False),
     "bf16-mixed": Precision("bf16-mixed", compute_bytes=2, weight_copies=True),
+    "bf16-mixed-cpu": Precision(
+        "bf16-mixed-cpu", compute_bytes=2, weight_copies=True, fp32_attention=True
+    ),
 }
 # Lightning's `trainer.precision` values the estimate knows, and the precision each one means.
 TRAINER_PRECISIONS = {"32-true": "fp32", "32": "fp32", "bf16-mixed": "bf16-mixed"}
 
 
-def precision_of(trainer_precision: object) -> Precision:
+def precision_of(trainer_precision: object, on_cpu: bool = False) -> Precision:
+    """The estimate's precision for Lightning's setting, on a CPU or a GPU."""
     key = str(trainer_precision)
     if key not in TRAINER_PRECISIONS:
         raise SettingError(
             f"trainer.precision={trainer_precision!r}: the memory estimate knows "
             f"{', '.join(TRAINER_PRECISIONS)}"
         )
-    return PRECISIONS[TRAINER_PRECISIONS[key]]
+    name = TRAINER_PRECISIONS[key]
+    return PRECISIONS[f"{name}-cpu" if on_cpu and f"{name}-cpu" in PRECISIONS else name]
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,8 @@ def activation_bytes(
         per_norm = 2 * width * FP32_BYTES + tokens * FP32_BYTES
     # Per block: the qkv input, q/k/v (one tensor), the projection's input; fp32 log-sum-exp.
     attention = 5 * width * low + config.n_head * tokens * FP32_BYTES
+    if precision.fp32_attention:  # q/k/v cast to fp32, and the fp32 output SDPA keeps
+        attention += 3 * width * (FP32_BYTES - low) + width * FP32_BYTES
     hidden_tensors = 2 if config.mlp == "gelu" else 4  # SwiGLU: gate|value, silu(gate), product
     mlp = width * low + hidden_tensors * tokens * config.mlp_hidden * low
     positions = context * INDEX_BYTES if config.pos_encoding == "learned" else 0

@@ -19,7 +19,7 @@ from chargpt.errors import SettingError
 from chargpt.runs import renamed
 from chargpt.runs.compose import compose_config
 from chargpt.training.module import GPTLightningModule
-from chargpt.training.trainer import build_module, check_settings
+from chargpt.training.trainer import build_module, check_settings, resolve_precision
 
 
 def training_device(trainer_cfg: DictConfig) -> torch.device:
@@ -48,6 +48,7 @@ class Workload:
         renamed.check_overrides(overrides)  # one line naming the new key, not Hydra's error
         cfg = compose_config(overrides, output_dir)
         check_settings(cfg)  # as run.py checks them, before any data is read
+        resolve_precision(cfg.trainer)
         datamodule: CharDataModule = instantiate(cfg.data)
         datamodule.prepare_data()
         datamodule.setup("fit")

@@ -33,7 +33,19 @@ NORMS: dict[str, type[nn.Module]] = {"layernorm": LayerNorm, "rmsnorm": RMSNorm}
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, dropout: float = 0.0) -> Tensor:
-    """Causal attention of T queries, the last T of the S positions in k, v; (B, nh, T, hs)."""
+    """Causal attention of T queries, the last T of the S positions in k, v; (B, nh, T, hs).
+
+    bf16 on a CPU is attended in fp32: PyTorch's CPU flash-attention backward ran 4-10x slower
+    in bf16 than in fp32 (2.13, AVX512-BF16), which made bf16 autocast slower than fp32 for the
+    whole step; q, k and v are small, so the casts cost little (benchmarks/README.md).
+    """
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        with torch.autocast("cpu", enabled=False):
+            return _causal_attention(q.float(), k.float(), v.float(), dropout).to(q.dtype)
+    return _causal_attention(q, k, v, dropout)
+
+
+def _causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout: float) -> Tensor:
     T, S = q.size(2), k.size(2)
     if T == 1:  # one new token: everything cached lies in its past
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)

@@ -57,6 +57,7 @@ from chargpt.training.trainer import (
     build_trainer,
     check_resumable,
     check_settings,
+    resolve_precision,
 )
 
 
@@ -168,6 +169,7 @@ def _prepare(cfg: DictConfig) -> tuple[CharDataModule, GPTLightningModule, StepC
         check_targets(cfg)
         check_write_locations(cfg)
     check_settings(cfg)
+    resolve_precision(cfg.trainer)  # auto: bf16-mixed where the device has native bf16
     set_threads(cfg.trainer.get("num_threads", "auto"), _launcher_config())
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     set_matmul_precision(cfg.float32_matmul_precision)  # "high": TF32 on GPUs

@@ -115,12 +115,49 @@ PRECISIONS = (
 )  # fmt: skip
 
 
+AUTO_PRECISION = "auto"
+
+
 def check_precision(precision: object) -> None:
+    if precision == AUTO_PRECISION:
+        return
     if precision not in PRECISIONS or isinstance(precision, bool):
         shown = ", ".join(str(p) for p in PRECISIONS[:6])
         raise SettingError(
-            f"trainer.precision={precision!r}: must be one of {shown} (or Lightning's aliases)"
+            f"trainer.precision={precision!r}: must be auto or one of {shown} (or Lightning's "
+            "aliases)"
         )
+
+
+def resolve_precision(trainer_cfg: DictConfig) -> None:
+    """`trainer.precision=auto` becomes what the device runs fastest with fp32 weights kept:
+    bf16-mixed where its matmuls run bf16 natively, else 32-true (see `native_bf16`)."""
+    trainer_cfg.precision = precision_for(
+        trainer_cfg.get("precision"), trainer_cfg.get("accelerator", "auto")
+    )
+
+
+def precision_for(precision: object, accelerator: str = "auto") -> object:
+    if precision != AUTO_PRECISION:
+        return precision
+    return "bf16-mixed" if native_bf16(accelerator) else "32-true"
+
+
+def native_bf16(accelerator: str) -> bool:
+    """Whether the device the accelerator setting picks multiplies bf16 natively: a CPU with
+    AVX512-BF16 or AMX (oneDNN's check), an NVIDIA GPU from Ampere on. On a 2-core AVX512-BF16
+    CPU bf16 autocast made training 1.2-1.4x faster (benchmarks/README.md, "bf16 on CPU")."""
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu:
+        return bool(torch.backends.mkldnn.is_available() and _mkldnn_bf16())
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return False
+
+
+def _mkldnn_bf16() -> bool:
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check is not None and check())
 
 
 def check_accelerator(accelerator: str | None) -> None:
@@ -188,10 +225,13 @@ def lightning_trainer_config(trainer_cfg: DictConfig) -> dict:
     `val_every_n_steps` counts optimizer steps and is not a Lightning argument: it becomes
     Lightning's `val_check_interval`, which counts batches. `max_tokens` and `max_flops` are not
     either: `derive_max_steps` has set `max_steps` from them. Nor is `num_threads`, which the
-    run gives torch (`chargpt.training.threads`).
+    run gives torch (`chargpt.training.threads`), nor `precision: auto` (`precision_for`).
     """
     settings = OmegaConf.to_container(trainer_cfg, resolve=True)
     settings.pop("num_threads", None)
+    settings["precision"] = precision_for(
+        settings.get("precision"), settings.get("accelerator", "auto")
+    )
     for budget in BUDGETS:  # already turned into max_steps (chargpt.training.budget)
         settings.pop(budget, None)
     steps = settings.pop("val_every_n_steps")

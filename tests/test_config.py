@@ -17,7 +17,8 @@ from chargpt.errors import SettingError
 from chargpt.model.sampling import SamplingConfig
 from chargpt.runs.compose import compose_config
 from chargpt.training.callbacks.samples import SampleCallback
-from chargpt.training.trainer import check_precision, check_settings, lightning_trainer_config
+from chargpt.training.precision import check_precision
+from chargpt.training.trainer import check_settings, lightning_trainer_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"

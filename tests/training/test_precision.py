@@ -4,13 +4,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from chargpt.training import trainer as trainer_module
-from chargpt.training.trainer import check_precision, native_bf16, resolve_precision
+from chargpt.training import precision as precision_module
+from chargpt.training.precision import check_precision, native_bf16, resolve_precision
 
 
 @pytest.mark.parametrize(("cpu_bf16", "expected"), [(True, "bf16-mixed"), (False, "32-true")])
 def test_auto_follows_the_cpus_native_bf16(monkeypatch, cpu_bf16, expected):
-    monkeypatch.setattr(trainer_module, "_mkldnn_bf16", lambda: cpu_bf16)
+    monkeypatch.setattr(precision_module, "_mkldnn_bf16", lambda: cpu_bf16)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for accelerator in ("cpu", "auto"):
         trainer_cfg = OmegaConf.create({"accelerator": accelerator, "precision": "auto"})
@@ -19,7 +19,7 @@ def test_auto_follows_the_cpus_native_bf16(monkeypatch, cpu_bf16, expected):
 
 
 def test_a_named_precision_is_left_as_it_is(monkeypatch):
-    monkeypatch.setattr(trainer_module, "_mkldnn_bf16", lambda: True)
+    monkeypatch.setattr(precision_module, "_mkldnn_bf16", lambda: True)
     trainer_cfg = OmegaConf.create({"accelerator": "cpu", "precision": "32-true"})
     resolve_precision(trainer_cfg)
     assert trainer_cfg.precision == "32-true"

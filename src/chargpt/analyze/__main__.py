@@ -20,7 +20,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
@@ -35,6 +34,7 @@ from chargpt.errors import OneLineArgumentParser, SettingError
 from chargpt.model import GPTConfig
 from chargpt.runs import renamed
 from chargpt.runs.compose import CONF_DIR
+from chargpt.training.precision import resolve_precision, trains_on_cpu
 
 PROG = "chargpt.analyze"
 DEFAULT_VOCAB_SIZE = 65  # tiny-shakespeare's characters
@@ -136,12 +136,8 @@ def _setup(name: str, cfg: DictConfig) -> Setup:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise SettingError(f"data.batch_size={batch_size!r}: must be a positive integer")
     model = instantiate(cfg.model)  # validates every model setting
-    accelerator = cfg.trainer.get("accelerator", "auto")
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if cfg.trainer.get("precision") == "auto":  # as a run on this machine would resolve it
-        from chargpt.training.trainer import resolve_precision
-
-        resolve_precision(cfg.trainer)
+    resolve_precision(cfg.trainer)  # auto, as a run on this machine would resolve it
+    on_cpu = trains_on_cpu(cfg.trainer.get("accelerator", "auto"))
     return Setup(name, model, batch_size, precision_of(cfg.trainer.precision, on_cpu).name)
 
 

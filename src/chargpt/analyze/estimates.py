@@ -112,7 +112,7 @@ def precision_of(trainer_precision: object, on_cpu: bool = False) -> Precision:
     if key not in TRAINER_PRECISIONS:
         raise SettingError(
             f"trainer.precision={trainer_precision!r}: the memory estimate knows "
-            f"{', '.join(TRAINER_PRECISIONS)}"
+            f"auto, {', '.join(TRAINER_PRECISIONS)}"
         )
     name = TRAINER_PRECISIONS[key]
     return PRECISIONS[f"{name}-cpu" if on_cpu and f"{name}-cpu" in PRECISIONS else name]

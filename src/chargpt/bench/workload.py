@@ -19,7 +19,8 @@ from chargpt.errors import SettingError
 from chargpt.runs import renamed
 from chargpt.runs.compose import compose_config
 from chargpt.training.module import GPTLightningModule
-from chargpt.training.trainer import build_module, check_settings, resolve_precision
+from chargpt.training.precision import resolve_precision
+from chargpt.training.trainer import build_module, check_settings
 
 
 def training_device(trainer_cfg: DictConfig) -> torch.device:

@@ -50,6 +50,7 @@ from chargpt.training.loggers import (
 )
 from chargpt.training.matmul import set_matmul_precision
 from chargpt.training.module import GPTLightningModule
+from chargpt.training.precision import resolve_precision
 from chargpt.training.threads import set_threads
 from chargpt.training.trainer import (
     best_checkpoint,
@@ -57,7 +58,6 @@ from chargpt.training.trainer import (
     build_trainer,
     check_resumable,
     check_settings,
-    resolve_precision,
 )
 
 

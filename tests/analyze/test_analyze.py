@@ -106,6 +106,53 @@ def test_activation_estimate_equals_the_saved_tensors(
     assert measured == memory.activation_total + memory.weight_copies
 
 
+NEW_VARIANTS = [
+    dict(pos_encoding="rope"),
+    dict(pos_encoding="alibi"),
+    dict(pos_encoding="none"),
+    dict(qk_norm=True),
+    dict(n_kv_head=1),
+    dict(norm_position="peri"),
+    dict(norm_position="peri", norm="rmsnorm"),
+    dict(norm_position="deepnorm"),
+    dict(mlp="relu2"),
+    dict(pos_encoding="rope", qk_norm=True, n_kv_head=1),
+    dict(pos_encoding="alibi", qk_norm=True, n_kv_head=1, norm_position="peri", mlp="relu2"),
+]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16-mixed-cpu"])
+@pytest.mark.parametrize("variant", NEW_VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_activation_estimate_equals_the_saved_tensors_of_the_newer_variants(variant, precision):
+    config = tiny_config(**variant)
+    model = GPT(config).train()
+    memory = estimate_memory(config, batch_size=3, context=12, precision=precision)
+    measured = saved_tensor_bytes(model, 3, 12, autocast=precision != "fp32")
+    assert measured == memory.activation_total + memory.weight_copies
+
+
+@pytest.mark.parametrize("variant", NEW_VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_parameter_figures_of_the_newer_variants_match_the_model(variant):
+    config = preset_config("small", **variant)
+    counted = count_parameters(config)
+    assert counted.total == num_parameters(GPT(config))
+
+
+def test_muon_keeps_one_state_per_hidden_matrix_element_and_adamw_two_for_the_rest():
+    from chargpt.training.optim import OptimizerConfig, build_optimizer
+
+    config = tiny_config(tie_weights=False)
+    model = GPT(config)
+    optimizer = build_optimizer(model, OptimizerConfig(algorithm="muon"))
+    model(*torch.randint(0, VOCAB, (2, 2, 8)))[1].backward()
+    optimizer.step()
+    state_bytes = sum(
+        t.nbytes for s in optimizer.state.values() for k, t in s.items() if k != "step"
+    )
+    assert estimate_memory(config, batch_size=2, optimizer="muon").optimizer == state_bytes
+    assert estimate_memory(config, batch_size=2).optimizer == 2 * 4 * num_parameters(model)
+
+
 def test_math_path_stores_the_attention_matrices():
     config = tiny_config()
     model = GPT(config).train()
@@ -175,6 +222,28 @@ def test_cli_takes_run_py_overrides_for_one_config(tmp_path, monkeypatch):
     assert entry["memory"]["parameters"] == 4 * num_parameters(GPT(config))
     assert entry["memory"]["weight_copies"] > 0
     assert list(entry["by_context"]) == ["32", "64", "128"]  # the config's block_size added
+
+
+def test_cli_reports_the_variants_kv_cache_saving_and_muon_state(tmp_path, monkeypatch, capsys):
+    summary = run_cli(
+        tmp_path,
+        monkeypatch,
+        "model/size=small",
+        "model.n_kv_head=2",
+        "model.pos_encoding=rope",
+        "model.qk_norm=true",
+        "optimizer=muon",
+    )
+    (entry,) = summary["configs"]
+    config = GPTConfig(**entry["model"])
+    assert (config.n_kv_head, config.pos_encoding, config.qk_norm) == (2, "rope", True)
+    assert entry["optimizer"] == "muon"
+    assert entry["parameters"]["tied"]["total"] == num_parameters(GPT(config))
+    # 4 layers x (keys, values) x 2 heads x 64 positions x 16 channels x 4 bytes
+    assert entry["kv_cache_bytes_per_sequence"] == 4 * 2 * 2 * 64 * 16 * 4 == 65536
+    out = capsys.readouterr().out
+    assert "KV cache for generation" in out and "2 of 8" in out
+    assert "192.0 KiB (75%)" in out  # 256 KiB with 8 heads of keys and values
 
 
 def test_cli_dimension_overrides_describe_one_custom_config(tmp_path, monkeypatch):

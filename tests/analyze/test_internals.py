@@ -24,11 +24,25 @@ def test_inspect_returns_hidden_states_and_attention_that_match_forward():
     assert torch.all(attention.triu(1) == 0)  # no weight on the future
 
 
-@pytest.mark.parametrize("norm_position", ["pre", "post"])
-def test_attention_weights_are_the_ones_the_block_applies(norm_position):
-    block = tiny_model(norm_position=norm_position).blocks[0]
+VARIANTS = [
+    dict(norm_position="pre"),
+    dict(norm_position="post"),
+    dict(norm_position="peri", pos_encoding="rope", qk_norm=True),
+    dict(norm_position="deepnorm", pos_encoding="alibi", n_kv_head=1),
+    dict(pos_encoding="rope", n_kv_head=2, n_head=4),
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_attention_weights_are_the_ones_the_block_applies(variant):
+    model = tiny_model(**variant)
+    block = model.blocks[0]
+    positions = model.position_embedding.in_attention(0, 10)
     x = torch.randn(2, 10, 16)
-    attention_input = block.norm1(x) if norm_position == "pre" else x
-    _, _, v = block.attn.heads(attention_input)  # (B, nh, T, hs)
-    mixed = (attention_weights(block, x) @ v).transpose(1, 2).reshape(2, 10, 16)
-    torch.testing.assert_close(block.attn.proj(mixed), block.attn(attention_input))
+    attention_input = block.attention_input(x)
+    _, _, v = block.attn.heads(attention_input, positions)  # (B, n_kv_head, T, hs)
+    v = v.repeat_interleave(model.config.n_head // model.config.kv_heads, dim=1)
+    weights = attention_weights(block, x, positions)
+    assert torch.all(weights.triu(1) == 0)  # no weight on the future
+    mixed = (weights @ v).transpose(1, 2).reshape(2, 10, 16)
+    torch.testing.assert_close(block.attn.proj(mixed), block.attn(attention_input, positions))

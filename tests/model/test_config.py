@@ -13,9 +13,26 @@ from chargpt.model import ConfigError, GPTConfig, config, gpt
         ({"dropout": 1.0}, "model.dropout=1.0: must be in [0, 1)"),
         ({"dropout": -0.1}, "model.dropout=-0.1: must be in [0, 1)"),
         ({"norm": "batchnorm"}, "model.norm='batchnorm': must be one of layernorm, rmsnorm"),
-        ({"norm_position": "middle"}, "model.norm_position='middle': must be one of pre, post"),
-        ({"mlp": "relu"}, "model.mlp='relu': must be one of gelu, swiglu"),
-        ({"pos_encoding": "rope"}, "model.pos_encoding='rope': must be one of learned, sinusoidal"),
+        (
+            {"norm_position": "middle"},
+            "model.norm_position='middle': must be one of pre, post, peri, deepnorm",
+        ),
+        ({"mlp": "relu"}, "model.mlp='relu': must be one of gelu, swiglu, relu2"),
+        (
+            {"pos_encoding": "rotary"},
+            "model.pos_encoding='rotary': must be one of learned, sinusoidal, rope, alibi, none",
+        ),
+        (
+            {"n_kv_head": 3},
+            "model.n_kv_head=3 does not divide model.n_head=8: choose one of 1, 2, 4, 8",
+        ),
+        ({"n_kv_head": 0}, "model.n_kv_head=0: must be a positive integer, or null for n_head"),
+        ({"qk_norm": 1}, "model.qk_norm=1: must be true or false"),
+        (
+            {"pos_encoding": "rope", "d_model": 24, "n_head": 8},
+            "model.pos_encoding=rope rotates pairs of channels, but the head size "
+            "d_model/n_head=24/8=3 is odd",
+        ),
         ({"mlp_ratio": 0}, "model.mlp_ratio=0: must be > 0"),
         ({"tie_weights": "yes"}, "model.tie_weights='yes': must be true or false"),
         ({"dropout": "0.1"}, "model.dropout='0.1': must be a number"),
@@ -46,3 +63,4 @@ def test_every_allowed_variant_has_a_class_and_every_class_is_allowed():
     assert tuple(gpt.NORMS) == config.NORMS
     assert tuple(gpt.MLPS) == config.MLPS
     assert tuple(gpt.POSITIONS) == config.POS_ENCODINGS
+    assert tuple(gpt.NORM_PLACEMENTS) == config.NORM_POSITIONS

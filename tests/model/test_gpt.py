@@ -15,6 +15,20 @@ VARIANTS = list(
         ("pre", "post"), ("layernorm", "rmsnorm"), ("gelu", "swiglu"), ("learned", "sinusoidal")
     )
 )
+# The variants of issue 14, each alone, then together; as keyword arguments of GPTConfig.
+NEW_VARIANTS = [
+    dict(pos_encoding="rope"),
+    dict(pos_encoding="alibi"),
+    dict(pos_encoding="none"),
+    dict(qk_norm=True),
+    dict(n_kv_head=1),
+    dict(norm_position="peri"),
+    dict(norm_position="deepnorm"),
+    dict(mlp="relu2"),
+    dict(pos_encoding="rope", qk_norm=True, n_kv_head=1, norm_position="peri", mlp="relu2"),
+    dict(pos_encoding="alibi", qk_norm=True, norm_position="deepnorm", norm="rmsnorm"),
+]
+NEW_IDS = ["-".join(f"{k}={v}" for k, v in variant.items()) for variant in NEW_VARIANTS]
 
 
 def tiny_config(**overrides) -> GPTConfig:
@@ -53,6 +67,21 @@ def test_causal_mask_cannot_leak(norm_position, norm, mlp, pos_encoding):
     assert not torch.allclose(before[:, t + 1 :], after[:, t + 1 :])
 
 
+@pytest.mark.parametrize("variant", NEW_VARIANTS, ids=NEW_IDS)
+def test_causal_mask_cannot_leak_with_the_newer_variants(variant):
+    """Changing one token at t changes no logit before t, with every position encoding."""
+    torch.manual_seed(0)
+    model = GPT(tiny_config(n_head=4, **variant)).eval()
+    idx = torch.randint(0, 11, (2, 16))
+    for t in (0, 7, 15):
+        changed = idx.clone()
+        changed[:, t] = (idx[:, t] + 1) % 11
+        before, _ = model(idx)
+        after, _ = model(changed)
+        torch.testing.assert_close(before[:, :t], after[:, :t], rtol=0, atol=1e-6)
+        assert not torch.allclose(before[:, t:], after[:, t:])
+
+
 def test_tied_head_shares_storage_and_counts_once():
     tied = GPT(tiny_config(tie_weights=True))
     untied = GPT(tiny_config(tie_weights=False))
@@ -75,20 +104,27 @@ def expected_parameters(
     norm="layernorm",
     norm_position="pre",
     pos_encoding="learned",
+    n_head=None,
+    n_kv_head=None,
+    qk_norm=False,
 ) -> int:
     """GPT parameter count written out by hand (bias=True)."""
     norm_params = 2 * d if norm == "layernorm" else d
-    attention = (d * 3 * d + 3 * d) + (d * d + d)
-    if mlp == "gelu":
+    kv = 0 if n_head is None else (n_kv_head or n_head) * (d // n_head)  # k (or v) width
+    qkv_out = 3 * d if n_head is None else d + 2 * kv
+    attention = (d * qkv_out + qkv_out) + (d * d + d)
+    attention += 2 * (d // n_head) if qk_norm else 0  # a gain per head channel, q and k
+    if mlp in ("gelu", "relu2"):
         hidden = 4 * d
         mlp_params = (d * hidden + hidden) + (hidden * d + d)
     else:
         hidden = 8 * math.ceil(round(8 * d / 3) / 8)
         mlp_params = (d * 2 * hidden + 2 * hidden) + (hidden * d + d)
-    block = attention + mlp_params + 2 * norm_params
+    norms_per_block = 4 if norm_position == "peri" else 2
+    block = attention + mlp_params + norms_per_block * norm_params
     total = V * d + n_layer * block
     total += T * d if pos_encoding == "learned" else 0
-    total += norm_params if norm_position == "pre" else 0
+    total += norm_params if norm_position in ("pre", "peri") else 0
     total += 0 if tied else V * d
     return total
 
@@ -133,6 +169,84 @@ def test_breakdown_adds_up_for_every_variant(norm_position, norm, mlp, pos_encod
     assert breakdown["head"] == 0  # tied: counted with the token embedding
     assert breakdown["token_embedding"] == 11 * 16
     assert breakdown["position_embedding"] == (16 * 16 if pos_encoding == "learned" else 0)
+
+
+@pytest.mark.parametrize("variant", NEW_VARIANTS, ids=NEW_IDS)
+@pytest.mark.parametrize("tied", [True, False])
+def test_newer_variants_count_the_formula(variant, tied):
+    model = GPT(tiny_config(n_head=4, tie_weights=tied, **variant))
+    breakdown = parameter_breakdown(model)
+    assert sum(breakdown.values()) == num_parameters(model)
+    assert num_parameters(model) == expected_parameters(
+        11, 16, 2, 16, tied=tied, n_head=4, **variant
+    )
+    assert breakdown["position_embedding"] == 0 or variant.get("pos_encoding") is None
+
+
+def test_deepnorm_scales_the_residual_and_the_branch_init():
+    """alpha = (2N)^(1/4) on the residual, beta = (8N)^(-1/4) times 0.02 for v, attention's
+    output and both MLP matrices; q and k keep 0.02 (DeepNet, decoder-only)."""
+    torch.manual_seed(0)
+    model = GPT(
+        GPTConfig(vocab_size=11, n_layer=12, n_head=4, d_model=128, norm_position="deepnorm")
+    )
+    block = model.blocks[0]
+    assert block.alpha == pytest.approx(24**0.25)
+    beta_std = 0.02 * 96**-0.25
+    q, k, v = block.attn.qkv.weight.split(128)
+    for weight in (q, k):
+        assert weight.std().item() == pytest.approx(0.02, rel=0.05)
+    for weight in (v, block.attn.proj.weight, block.mlp.fc.weight, block.mlp.proj.weight):
+        assert weight.std().item() == pytest.approx(beta_std, rel=0.05)
+    x = torch.randn(2, 5, 128)
+    expected = block.norm1(block.alpha * x + block.attn(x))
+    expected = block.norm2(block.alpha * expected + block.mlp(expected))
+    torch.testing.assert_close(block(x), expected)
+
+
+def test_peri_norm_normalises_each_branch_input_and_output():
+    torch.manual_seed(0)
+    block = GPT(tiny_config(norm_position="peri")).blocks[0]
+    for norm in (block.norm1, block.norm2, block.attn_out_norm, block.mlp_out_norm):
+        with torch.no_grad():
+            norm.weight.uniform_(0.5, 1.5)  # distinct gains: a swapped norm would show
+    x = torch.randn(2, 5, 16)
+    h = x + block.attn_out_norm(block.attn(block.norm1(x)))
+    torch.testing.assert_close(block(x), h + block.mlp_out_norm(block.mlp(block.norm2(h))))
+
+
+def test_relu2_is_the_square_of_relu():
+    mlp = GPT(tiny_config(mlp="relu2")).blocks[0].mlp
+    x = torch.randn(3, 16)
+    torch.testing.assert_close(mlp(x), mlp.proj(torch.relu(mlp.fc(x)) ** 2))
+
+
+def test_rope_scores_depend_on_the_distance_alone():
+    """Rotated q·k at positions (i, j) equals that at (i + s, j + s)."""
+    from chargpt.model.gpt import RotaryPositions, rotate
+
+    rotary = RotaryPositions(tiny_config(block_size=32, pos_encoding="rope"))
+    q, k = torch.randn(8), torch.randn(8)
+
+    def score(i, j):
+        return rotate(q, rotary.cos[i], rotary.sin[i]) @ rotate(k, rotary.cos[j], rotary.sin[j])
+
+    torch.testing.assert_close(score(5, 2), score(25, 22), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(score(5, 2), score(5, 4))
+
+
+def test_alibi_slopes_and_bias_follow_the_paper():
+    from chargpt.model.gpt import ALiBiPositions, alibi_slopes
+
+    torch.testing.assert_close(alibi_slopes(8), torch.tensor([2.0 ** -(i + 1) for i in range(8)]))
+    # 6 heads: the 4-head sequence, then every other one of the 8-head sequence.
+    expected = [2**-2, 2**-4, 2**-6, 2**-8, 2**-1, 2**-3]
+    torch.testing.assert_close(alibi_slopes(6), torch.tensor(expected))
+    bias = ALiBiPositions(tiny_config(pos_encoding="alibi")).in_attention(2, 3).bias
+    assert bias.shape == (1, 2, 3, 5)  # queries at positions 2, 3, 4 over keys 0..4
+    slope = alibi_slopes(2)[0]
+    torch.testing.assert_close(bias[0, 0, 0, :3], -slope * torch.tensor([2.0, 1.0, 0.0]))
+    assert torch.isinf(bias[0, :, 0, 3:]).all() and torch.isinf(bias[0, :, 1, 4:]).all()
 
 
 def test_initial_loss_is_close_to_uniform():

@@ -20,11 +20,18 @@ VARIANTS = [
     dict(norm="rmsnorm", mlp="swiglu", tie_weights=False, bias=False),
     dict(norm_position="post", norm="rmsnorm", pos_encoding="sinusoidal", mlp="swiglu"),
     dict(dropout=0.2),  # off in eval mode, so both paths see the same network
+    # Relative and no positions: past block_size the window moves as under absolute ones.
+    dict(pos_encoding="rope"),
+    dict(pos_encoding="alibi"),
+    dict(pos_encoding="none"),
+    dict(qk_norm=True),
+    dict(n_kv_head=1),
+    dict(norm_position="peri", mlp="relu2"),
+    dict(norm_position="deepnorm"),
+    dict(pos_encoding="rope", qk_norm=True, n_kv_head=2, n_head=4),
+    dict(pos_encoding="alibi", n_kv_head=2, n_head=4, norm_position="peri"),
 ]
-VARIANT_IDS = [
-    "-".join(str(value) for value in variant.values()).replace("False", "nobias")
-    for variant in VARIANTS
-]
+VARIANT_IDS = ["-".join(f"{key}={value}" for key, value in variant.items()) for variant in VARIANTS]
 
 
 def tiny_model(dtype: torch.dtype = torch.float64, **overrides) -> GPT:
@@ -213,3 +220,16 @@ def test_reset_cache_starts_again_at_position_zero():
     model(torch.randint(0, VOCAB_SIZE, (1, 4)), cache=cache)
     cache.reset()
     torch.testing.assert_close(model(idx, cache=cache)[0], model(idx)[0])
+
+
+@pytest.mark.parametrize("n_kv_head", [4, 2, 1])
+def test_cache_is_sized_by_the_key_value_heads(n_kv_head):
+    from chargpt.analyze.estimates import kv_cache_bytes
+
+    model = tiny_model(torch.float32, n_head=4, n_kv_head=n_kv_head)
+    cache = KVCache(model.config, batch_size=3, dtype=torch.float32)
+    assert cache.layers[0].keys.shape == (3, n_kv_head, BLOCK_SIZE, 4)
+    assert cache.nbytes == kv_cache_bytes(model.config, batch_size=3)
+    assert cache.nbytes == 2 * 2 * 3 * n_kv_head * BLOCK_SIZE * 4 * 4  # layers·(k, v)·B·nkv·T·hs·4
+    model(torch.randint(0, VOCAB_SIZE, (3, 5)), cache=cache)
+    assert cache.length == 5

@@ -75,7 +75,7 @@ def callback_state(checkpoint: dict) -> dict:
         (lambda c: first_state(c).update(exp_avg=expanded(first_state(c))), "not a dense"),
         (lambda c: first_state(c).pop("exp_avg_sq"), "does not hold exactly"),
         (lambda c: first_group(c).update(lr="x"), "has lr='x'"),
-        (lambda c: first_group(c).update(amsgrad=True), "has amsgrad=True, but this AdamW"),
+        (lambda c: first_group(c).update(amsgrad=True), "has amsgrad=True, but this optimizer"),
         (lambda c: first_group(c).update(betas=[0.9]), "has betas=[0.9]"),
         (lambda c: c["lr_schedulers"][0].clear(), "another schedule's state"),
         (lambda c: c["lr_schedulers"][0].update(base_lrs=["x"]), "has base_lrs=['x']"),

@@ -79,6 +79,7 @@ class Setup:
     model: GPTConfig
     batch_size: int
     precision: str
+    optimizer: str = "adamw"
 
 
 def compose_setups(overrides: list[str], conf_dir: Path) -> list[Setup]:
@@ -138,14 +139,17 @@ def _setup(name: str, cfg: DictConfig) -> Setup:
     model = instantiate(cfg.model)  # validates every model setting
     resolve_precision(cfg.trainer)  # auto, as a run on this machine would resolve it
     on_cpu = trains_on_cpu(cfg.trainer.get("accelerator", "auto"))
-    return Setup(name, model, batch_size, precision_of(cfg.trainer.precision, on_cpu).name)
+    optimizer = instantiate(cfg.optimizer)  # validates the optimizer settings
+    precision = precision_of(cfg.trainer.precision, on_cpu).name
+    return Setup(name, model, batch_size, precision, optimizer.algorithm)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
     setups = compose_setups(args.overrides, args.config_dir)
     contexts = sorted({*args.contexts, *(s.model.block_size for s in setups)})
     analyses = [
-        analyze_config(s.name, s.model, s.batch_size, s.precision, contexts) for s in setups
+        analyze_config(s.name, s.model, s.batch_size, s.precision, contexts, s.optimizer)
+        for s in setups
     ]
     tables = all_tables(analyses)
     for table in tables:

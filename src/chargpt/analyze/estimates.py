@@ -38,7 +38,9 @@ from torch import nn
 
 from chargpt.errors import SettingError
 from chargpt.model import GPT, GPTConfig
+from chargpt.model.gpt import NORM_PLACEMENTS
 from chargpt.model.parameters import parameter_breakdown
+from chargpt.training.optim import hidden_matrices
 
 FP32_BYTES = 4
 INDEX_BYTES = 8  # token ids and targets are int64
@@ -52,6 +54,7 @@ class ParameterCount:
     components: dict[str, int]
     # Elements of every Linear weight, the head's included even when tied: autocast copies these.
     linear_weights: int
+    hidden_matrices: int = 0  # elements of the blocks' Linear weights: what Muon optimises
 
     @property
     def total(self) -> int:
@@ -63,7 +66,19 @@ def count_parameters(config: GPTConfig) -> ParameterCount:
     with torch.device("meta"):
         model = GPT(config)
     linear_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
-    return ParameterCount(parameter_breakdown(model), linear_weights)
+    hidden = sum(p.numel() for p in hidden_matrices(model))
+    return ParameterCount(parameter_breakdown(model), linear_weights, hidden)
+
+
+# The optimizer states the estimate knows (optimizer.algorithm).
+OPTIMIZER_STATES = ("adamw", "muon")
+
+
+def kv_cache_bytes(config: GPTConfig, batch_size: int = 1, dtype_bytes: int = FP32_BYTES) -> int:
+    """The KV cache generation allocates (`chargpt.model.kv_cache.KVCache`): keys and values of
+    block_size positions, n_kv_head heads, every layer."""
+    per_layer = 2 * batch_size * config.kv_heads * config.block_size * config.head_size
+    return config.n_layer * per_layer * dtype_bytes
 
 
 @dataclass(frozen=True)
@@ -120,7 +135,7 @@ def precision_of(trainer_precision: object, on_cpu: bool = False) -> Precision:
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Bytes for one training step with AdamW; see the module docstring for what is counted."""
+    """Bytes for one training step; see the module docstring for what is counted."""
 
     parameters: int
     gradients: int
@@ -155,21 +170,30 @@ class MemoryEstimate:
 
 
 def estimate_memory(
-    config: GPTConfig, batch_size: int, context: int | None = None, precision: str = "fp32"
+    config: GPTConfig,
+    batch_size: int,
+    context: int | None = None,
+    precision: str = "fp32",
+    optimizer: str = "adamw",
 ) -> MemoryEstimate:
-    """Training memory at `batch_size` sequences of `context` tokens (default: block_size)."""
+    """Training memory at `batch_size` sequences of `context` tokens (default: block_size),
+    with `optimizer` (optimizer.algorithm): adamw keeps two fp32 states per parameter, muon one
+    (its momentum) per hidden matrix element and AdamW's two for the rest."""
     context = config.block_size if context is None else context
     _check_positive("batch_size", batch_size)
     _check_positive("context", context)
     if precision not in PRECISIONS:
         raise SettingError(f"precision={precision!r}: must be one of {', '.join(PRECISIONS)}")
+    if optimizer not in OPTIMIZER_STATES:
+        raise SettingError(f"optimizer={optimizer!r}: must be one of {', '.join(OPTIMIZER_STATES)}")
     chosen = PRECISIONS[precision]
     counted = count_parameters(config)
     weight_bytes = counted.total * FP32_BYTES
+    muon_elements = counted.hidden_matrices if optimizer == "muon" else 0
     return MemoryEstimate(
         parameters=weight_bytes,
         gradients=weight_bytes,
-        optimizer=2 * weight_bytes,
+        optimizer=(2 * (counted.total - muon_elements) + muon_elements) * FP32_BYTES,
         weight_copies=counted.linear_weights * chosen.compute_bytes if chosen.weight_copies else 0,
         activations=activation_bytes(config, batch_size, context, chosen),
         attention_matrices=attention_matrix_bytes(config, batch_size, context, chosen),
@@ -183,16 +207,21 @@ def activation_bytes(
     tokens = batch_size * context
     width = tokens * config.d_model  # elements of one (B, T, C) tensor
     low = precision.compute_bytes
-    n_norms = 2 * config.n_layer + (config.norm_position == "pre")
+    placement = NORM_PLACEMENTS[config.norm_position]
+    # Two norms per block (four with peri's output norms), and the final norm where the
+    # stream leaves the last block unnormalised.
+    norms_per_block = 4 if placement.output_norms else 2
     # Every norm keeps its fp32 input and per-token statistics (LayerNorm: mean and 1/std).
     per_norm = width * FP32_BYTES + 2 * tokens * FP32_BYTES
     if config.norm == "rmsnorm":
         per_norm = 2 * width * FP32_BYTES + tokens * FP32_BYTES
-    # Per block: the qkv input, q/k/v (one tensor), the projection's input; fp32 log-sum-exp.
-    attention = 5 * width * low + config.n_head * tokens * FP32_BYTES
-    if precision.fp32_attention:  # q/k/v cast to fp32, and the fp32 output SDPA keeps
-        attention += 3 * width * (FP32_BYTES - low) + width * FP32_BYTES
-    hidden_tensors = 2 if config.mlp == "gelu" else 4  # SwiGLU: gate|value, silu(gate), product
+    norms = (config.n_layer * 2 + placement.final_norm) * per_norm
+    if placement.output_norms:  # their inputs, the branches' outputs, are in compute precision
+        per_output_norm = per_norm
+        if config.norm == "layernorm":
+            per_output_norm = width * low + 2 * tokens * FP32_BYTES
+        norms += config.n_layer * (norms_per_block - 2) * per_output_norm
+    hidden_tensors = 4 if config.mlp == "swiglu" else 2  # SwiGLU: gate|value, silu(gate), product
     mlp = width * low + hidden_tensors * tokens * config.mlp_hidden * low
     positions = context * INDEX_BYTES if config.pos_encoding == "learned" else 0
     # Head input, fp32 log-probabilities, targets, and the loss's scalar normaliser.
@@ -200,12 +229,64 @@ def activation_bytes(
     masks = (2 * config.n_layer + 1) * width * MASK_BYTES if config.dropout > 0 else 0
     return {
         "embeddings": tokens * INDEX_BYTES + positions,
-        "attention": config.n_layer * attention,
+        "attention": config.n_layer * attention_layer_bytes(config, batch_size, context, precision)
+        + attention_shared_bytes(config, context, precision),
         "mlp": config.n_layer * mlp,
-        "norms": n_norms * per_norm,
+        "norms": norms,
         "head_and_loss": head,
         "dropout_masks": masks,
     }
+
+
+def attention_layer_bytes(
+    config: GPTConfig, batch_size: int, context: int, precision: Precision
+) -> int:
+    """What one attention layer saves (tensor by tensor, as measured on a CPU)."""
+    low = precision.compute_bytes
+    tokens = batch_size * context
+    queries = tokens * config.d_model  # elements of q, and of the attention output
+    keys = tokens * config.kv_heads * config.head_size  # of k, and of v
+    cast = precision.fp32_attention and low < FP32_BYTES  # the CPU attends bf16 in fp32
+    saved = queries * low  # the qkv projection's input
+    saved += config.n_head * tokens * FP32_BYTES  # SDPA's log-sum-exp per head and token
+    if cast:
+        # q, k, v cast to fp32 for SDPA, its fp32 output, and that cast back: proj's input.
+        saved += (queries + 2 * keys) * FP32_BYTES + queries * FP32_BYTES + queries * low
+    else:
+        # q, k, v are views of the projection's output; the attention output is proj's input.
+        saved += (queries + 2 * keys) * low + queries * low
+    if config.qk_norm:
+        # Each HeadNorm: its input cast to fp32 (a view when already fp32), 1/rms per head and
+        # token, and its fp32 normalised output.
+        if low < FP32_BYTES:
+            saved += (queries + keys) * FP32_BYTES
+        saved += (config.n_head + config.kv_heads) * tokens * FP32_BYTES
+        saved += (queries + keys) * FP32_BYTES
+    if (config.qk_norm or config.pos_encoding == "rope") and not cast:
+        # New q and k reach SDPA (rotated, or laid out anew after the norm); under the CPU's
+        # fp32 attention the fp32 casts counted above are those.
+        saved += (queries + keys) * low
+    if config.pos_encoding == "rope" and low < FP32_BYTES:
+        saved += 2 * context * config.head_size * low  # cos and sin cast to bf16, per layer
+    if config.pos_encoding == "alibi" and not (cast or low == FP32_BYTES):
+        saved += alibi_bias_elements(config, context) * low  # the bias cast to bf16, per layer
+    return saved
+
+
+def attention_shared_bytes(config: GPTConfig, context: int, precision: Precision) -> int:
+    """What every layer's attention shares, saved once: the fp32 rotary tables (whole
+    buffers: the layers see slices of them), ALiBi's fp32 bias."""
+    low = precision.compute_bytes
+    fp32_attention = precision.fp32_attention or low == FP32_BYTES
+    if config.pos_encoding == "rope" and low == FP32_BYTES:
+        return 2 * config.block_size * config.head_size * FP32_BYTES
+    if config.pos_encoding == "alibi" and fp32_attention:
+        return alibi_bias_elements(config, context) * FP32_BYTES
+    return 0
+
+
+def alibi_bias_elements(config: GPTConfig, context: int) -> int:
+    return config.n_head * context * context  # (1, nh, T, S) with S = T in training
 
 
 def attention_matrix_bytes(

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from chargpt.model import GPT
-from chargpt.model.gpt import Block
+from chargpt.model.gpt import NO_ATTENTION_POSITIONS, AttentionPositions, Block
 
 
 @dataclass
@@ -31,19 +31,24 @@ def inspect_model(model: GPT, idx: Tensor) -> Internals:
     Call `model.eval()` first: the attention patterns are computed without dropout.
     """
     x = model.embed(idx)
+    positions = model.position_embedding.in_attention(0, idx.size(1))
     hidden_states, attentions = [x], []
     for block in model.blocks:
-        attentions.append(attention_weights(block, x))
-        x = block(x)
+        attentions.append(attention_weights(block, x, positions))
+        x = block(x, positions)
         hidden_states.append(x)
     return Internals(model.head(model.final_norm(x)), hidden_states, attentions)
 
 
-def attention_weights(block: Block, x: Tensor) -> Tensor:
+def attention_weights(
+    block: Block, x: Tensor, positions: AttentionPositions = NO_ATTENTION_POSITIONS
+) -> Tensor:
     """The causal attention pattern (B, nh, T, T) that the block applies to its input x."""
     T = x.size(1)
-    # The attention sees the normalised stream under pre-norm, the stream itself under post-norm.
-    q, k, _ = block.attn.heads(block.norm1(x) if block.pre_norm else x)
+    q, k, _ = block.attn.heads(block.attention_input(x), positions)
+    k = k.repeat_interleave(q.size(1) // k.size(1), dim=1)  # grouped-query: a key head per group
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, nh, T, T)
+    if positions.bias is not None:  # ALiBi's, with the causal mask in it
+        return (scores + positions.bias).softmax(dim=-1)
     future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
     return scores.masked_fill(future, float("-inf")).softmax(dim=-1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chargpt.analyze.estimates import (
@@ -10,6 +10,7 @@ from chargpt.analyze.estimates import (
     TyingComparison,
     compare_tying,
     estimate_memory,
+    kv_cache_bytes,
 )
 from chargpt.cli import Table, to_markdown
 from chargpt.model import GPTConfig
@@ -26,7 +27,7 @@ COMPONENT_LABELS = {
 MEMORY_LABELS = {
     "parameters": "params",
     "gradients": "grads",
-    "optimizer": "AdamW",
+    "optimizer": "optimizer",
     "weight_copies": "weight copies",
     "activations": "activations",
 }
@@ -45,6 +46,7 @@ class ConfigAnalysis:
     config: GPTConfig
     batch_size: int
     precision: str
+    optimizer: str
     tying: TyingComparison
     memory: MemoryEstimate  # at the config's block_size
     by_context: dict[int, MemoryEstimate]
@@ -66,16 +68,24 @@ class ConfigAnalysis:
 
 
 def analyze_config(
-    name: str, config: GPTConfig, batch_size: int, precision: str, contexts: list[int]
+    name: str,
+    config: GPTConfig,
+    batch_size: int,
+    precision: str,
+    contexts: list[int],
+    optimizer: str = "adamw",
 ) -> ConfigAnalysis:
     return ConfigAnalysis(
         name=name,
         config=config,
         batch_size=batch_size,
         precision=precision,
+        optimizer=optimizer,
         tying=compare_tying(config),
-        memory=estimate_memory(config, batch_size, precision=precision),
-        by_context={t: estimate_memory(config, batch_size, t, precision) for t in contexts},
+        memory=estimate_memory(config, batch_size, precision=precision, optimizer=optimizer),
+        by_context={
+            t: estimate_memory(config, batch_size, t, precision, optimizer) for t in contexts
+        },
     )
 
 
@@ -127,8 +137,9 @@ def memory_table(analyses: list[ConfigAnalysis]) -> Table:
         ]
         for a in analyses
     ]
+    optimizers = "/".join(dict.fromkeys(a.optimizer for a in analyses))
     title = (
-        f"Training memory with AdamW (batch {first.batch_size}, context "
+        f"Training memory with {optimizers} (batch {first.batch_size}, context "
         f"{first.config.block_size}, {first.precision})"
     )
     return _table(title, columns, rows, NAIVE_NOTE)
@@ -161,6 +172,30 @@ def context_table(analyses: list[ConfigAnalysis]) -> Table:
     return _table(title, columns, rows, NAIVE_NOTE)
 
 
+def kv_cache_table(analyses: list[ConfigAnalysis]) -> Table:
+    columns = ["config", "kv heads", "per sequence", "with n_head kv heads", "saved"]
+    rows = []
+    for a in analyses:
+        own = kv_cache_bytes(a.config)
+        full = kv_cache_bytes(replace(a.config, n_kv_head=None))
+        rows.append(
+            [
+                a.name,
+                f"{a.config.kv_heads} of {a.config.n_head}",
+                format_bytes(own),
+                format_bytes(full),
+                f"{format_bytes(full - own)} ({1 - own / full:.0%})",
+            ]
+        )
+    return _table(
+        "KV cache for generation (fp32, block_size positions per sequence)",
+        columns,
+        rows,
+        "Grouped-query attention (model.n_kv_head < n_head) caches n_kv_head heads of keys "
+        "and values per layer instead of n_head; the cache grows with the batch of sequences.",
+    )
+
+
 def _nonzero_keys(dicts: list[dict[str, int]]) -> list[str]:
     return [key for key in dicts[0] if any(d[key] for d in dicts)]
 
@@ -171,6 +206,7 @@ def all_tables(analyses: list[ConfigAnalysis]) -> list[Table]:
         memory_table(analyses),
         activation_table(analyses),
         context_table(analyses),
+        kv_cache_table(analyses),
     ]
 
 
@@ -197,7 +233,9 @@ def to_json(analyses: list[ConfigAnalysis]) -> dict[str, Any]:
                     "untied": {**a.tying.untied.components, "total": a.tying.untied.total},
                     "tying_saving": a.tying.saving,
                 },
+                "optimizer": a.optimizer,
                 "memory": _memory_json(a.memory),
+                "kv_cache_bytes_per_sequence": kv_cache_bytes(a.config),
                 "by_context": {str(t): _memory_json(m) for t, m in a.by_context.items()},
             }
             for a in analyses

@@ -8,9 +8,9 @@ from typing import Any
 from chargpt.errors import SettingError
 
 NORMS = ("layernorm", "rmsnorm")
-NORM_POSITIONS = ("pre", "post")
-MLPS = ("gelu", "swiglu")
-POS_ENCODINGS = ("learned", "sinusoidal")
+NORM_POSITIONS = ("pre", "post", "peri", "deepnorm")
+MLPS = ("gelu", "swiglu", "relu2")
+POS_ENCODINGS = ("learned", "sinusoidal", "rope", "alibi", "none")
 
 
 class ConfigError(SettingError):
@@ -24,6 +24,7 @@ class GPTConfig:
     n_layer: int = 4
     n_head: int = 8
     d_model: int = 128
+    n_kv_head: int | None = None  # grouped-query attention; None: n_head (multi-head)
     mlp_ratio: float = 4.0
     dropout: float = 0.0
     bias: bool = True
@@ -32,6 +33,7 @@ class GPTConfig:
     mlp: str = "gelu"
     pos_encoding: str = "learned"
     tie_weights: bool = True
+    qk_norm: bool = False
 
     def __post_init__(self) -> None:
         for key in ("vocab_size", "block_size", "n_layer", "n_head", "d_model"):
@@ -43,6 +45,7 @@ class GPTConfig:
                 f"model.d_model={self.d_model} is not divisible by model.n_head={self.n_head}: "
                 "choose n_head among the divisors of d_model"
             )
+        self._check_kv_heads()
         for key in ("mlp_ratio", "dropout"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -55,9 +58,35 @@ class GPTConfig:
         _check_choice("norm_position", self.norm_position, NORM_POSITIONS)
         _check_choice("mlp", self.mlp, MLPS)
         _check_choice("pos_encoding", self.pos_encoding, POS_ENCODINGS)
-        for key in ("bias", "tie_weights"):
+        for key in ("bias", "tie_weights", "qk_norm"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"model.{key}={getattr(self, key)!r}: must be true or false")
+        if self.pos_encoding == "rope" and self.head_size % 2:
+            raise ConfigError(
+                f"model.pos_encoding=rope rotates pairs of channels, but the head size "
+                f"d_model/n_head={self.d_model}/{self.n_head}={self.head_size} is odd: "
+                "choose n_head so that d_model/n_head is even"
+            )
+
+    def _check_kv_heads(self) -> None:
+        value = self.n_kv_head
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(
+                f"model.n_kv_head={value!r}: must be a positive integer, or null for n_head"
+            )
+        if self.n_head % value:
+            divisors = [d for d in range(1, self.n_head + 1) if self.n_head % d == 0]
+            raise ConfigError(
+                f"model.n_kv_head={value} does not divide model.n_head={self.n_head}: choose one "
+                f"of {', '.join(map(str, divisors))}"
+            )
+
+    @property
+    def kv_heads(self) -> int:
+        """Heads of keys and values: n_kv_head, or n_head when unset."""
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
 
     @property
     def head_size(self) -> int:

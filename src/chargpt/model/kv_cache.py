@@ -1,6 +1,7 @@
 """The keys and values that incremental decoding keeps between calls of `GPT.forward`.
 
-Shapes: B batch, nh heads, hs head size; each layer has room for block_size positions.
+Shapes: B batch, nkv key/value heads (n_kv_head, fewer than the query heads under grouped-query
+attention), hs head size; each layer has room for block_size positions.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ class LayerKVCache:
     """One layer's keys and values for incremental decoding, room for block_size positions."""
 
     def __init__(self, keys: Tensor, values: Tensor) -> None:
-        self.keys, self.values = keys, values  # (B, nh, block_size, hs) each
+        self.keys, self.values = keys, values  # (B, nkv, block_size, hs) each
         self.length = 0  # positions filled so far
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store k, v (B, nh, T, hs) after the filled positions; return all keys and values."""
+        """Store k, v (B, nkv, T, hs) after the filled positions; return all keys and values."""
         start, end = self.length, self.length + k.size(2)
         self.keys[:, :, start:end] = k
         self.values[:, :, start:end] = v
         self.length = end
-        return self.keys[:, :, :end], self.values[:, :, :end]  # (B, nh, end, hs)
+        return self.keys[:, :, :end], self.values[:, :, :end]  # (B, nkv, end, hs)
 
 
 class KVCache:
@@ -41,7 +42,7 @@ class KVCache:
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        shape = (batch_size, config.n_head, config.block_size, config.head_size)
+        shape = (batch_size, config.kv_heads, config.block_size, config.head_size)
         self.layers = [
             LayerKVCache(
                 torch.empty(shape, device=device, dtype=dtype),
@@ -49,6 +50,11 @@ class KVCache:
             )
             for _ in range(config.n_layer)
         ]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the keys and values take, every layer together."""
+        return sum(t.nbytes for layer in self.layers for t in (layer.keys, layer.values))
 
     @property
     def length(self) -> int:

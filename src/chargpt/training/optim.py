@@ -1,4 +1,5 @@
-"""AdamW with decoupled weight-decay groups, and a warm-up + cosine learning-rate schedule."""
+"""The optimizers (AdamW; Muon with AdamW) with decoupled weight-decay groups, and a warm-up +
+cosine learning-rate schedule."""
 
 from __future__ import annotations
 
@@ -30,15 +31,43 @@ def resolve_implementation(implementation: str, device_type: str) -> str:
     return "fused" if device_type in FUSED_DEVICE_TYPES else "foreach"
 
 
+ALGORITHMS = ("adamw", "muon")
+MUON_LR_ADJUSTMENTS = ("original", "match_rms_adamw")
+
+
 @dataclass(frozen=True)
 class OptimizerConfig:
+    """`algorithm` adamw: AdamW for every parameter. muon: torch.optim.Muon for the 2-D matrices
+    of the blocks (attention and MLP weights) at `muon_lr`, and AdamW at `lr` for the rest
+    (embeddings, head, norms, biases); `weight_decay` applies to both."""
+
     lr: float = 2e-3
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
     implementation: str = "auto"
+    algorithm: str = "adamw"
+    muon_lr: float = 0.02
+    muon_momentum: float = 0.95
+    # Muon's update scale per matrix shape (A, B): "original" (Keller Jordan's) sqrt(max(1, A/B));
+    # "match_rms_adamw" (Moonshot's) 0.2·sqrt(max(A, B)), which matches AdamW's update size.
+    muon_adjust_lr: str = "original"
 
     def __post_init__(self) -> None:
+        for key, allowed in (
+            ("algorithm", ALGORITHMS),
+            ("muon_adjust_lr", MUON_LR_ADJUSTMENTS),
+        ):
+            if getattr(self, key) not in allowed:
+                raise SettingError(
+                    f"optimizer.{key}={getattr(self, key)!r}: must be one of {', '.join(allowed)}"
+                )
+        for key in ("muon_lr", "muon_momentum"):
+            _check_finite_number(f"optimizer.{key}", getattr(self, key))
+        if not self.muon_lr > 0:
+            raise SettingError(f"optimizer.muon_lr={self.muon_lr}: must be > 0")
+        if not 0 <= self.muon_momentum < 1:
+            raise SettingError(f"optimizer.muon_momentum={self.muon_momentum}: must be in [0, 1)")
         if self.implementation not in IMPLEMENTATION_CHOICES:
             raise SettingError(
                 f"optimizer.implementation={self.implementation!r}: must be one of "
@@ -123,39 +152,125 @@ def _check_finite_number(key: str, value: object) -> None:
 
 # The groups `parameter_groups` builds, in order: the names their learning rates are logged by.
 DECAY_GROUPS = ("decay", "no_decay")
+MUON_GROUP = "muon"
+# What each kind of group keeps per parameter: resuming checks a saved state against these.
+STATE_KEYS = {
+    "adamw": frozenset({"step", "exp_avg", "exp_avg_sq"}),
+    MUON_GROUP: frozenset({"momentum_buffer"}),
+}
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay only the weight matrices of linear layers; never norms, biases or embeddings."""
+def parameter_groups(
+    model: nn.Module, weight_decay: float, exclude: frozenset[int] = frozenset()
+) -> list[dict]:
+    """Decay only the weight matrices of linear layers; never norms, biases or embeddings.
+    Parameters whose id is in `exclude` (Muon's) are left out."""
     linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     # A tied head shares the embedding matrix: it is treated as an embedding, as in GPT-2.
     decay_ids = linear_weights - embeddings
     decay, no_decay = [], []
     for p in model.parameters():
-        (decay if id(p) in decay_ids else no_decay).append(p)
+        if id(p) not in exclude:
+            (decay if id(p) in decay_ids else no_decay).append(p)
     return [
         {"params": decay, "weight_decay": weight_decay, "name": DECAY_GROUPS[0]},
         {"params": no_decay, "weight_decay": 0.0, "name": DECAY_GROUPS[1]},
     ]
 
 
+def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
+    """The weights of the Linear layers inside the blocks: what Muon orthogonalises. The
+    embedding and the head (tied or not) are not hidden matrices and stay with AdamW."""
+    return [
+        module.weight
+        for name, module in model.named_modules()
+        if name.startswith("blocks.") and isinstance(module, nn.Linear)
+    ]
+
+
 def parameter_group_name(group: dict, index: int) -> str:
-    """A parameter group's name (`decay`, `no_decay`): the one it was built with, else (an
-    optimizer restored from a checkpoint saved before groups had names) by its place."""
+    """A parameter group's name (`decay`, `no_decay`, `muon`): the one it was built with, else
+    (an optimizer restored from a checkpoint saved before groups had names) by its place."""
     name = group.get("name")
     if isinstance(name, str) and name:
         return name
     return DECAY_GROUPS[index] if index < len(DECAY_GROUPS) else f"group{index}"
 
 
-def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.AdamW:
+def group_state_keys(group: dict) -> frozenset[str]:
+    """What the optimizer keeps per parameter of `group`."""
+    return STATE_KEYS[MUON_GROUP if group.get("name") == MUON_GROUP else "adamw"]
+
+
+class MuonWithAdamW(torch.optim.Optimizer):
+    """Muon and AdamW stepped as one optimizer, so that Lightning, the schedule, clipping and
+    checkpoints see one: its parameter groups are theirs (the same dicts: a schedule that sets
+    a group's lr sets it for the optimizer that owns the group) and its state is the one both
+    write into. Saved and loaded in PyTorch's own format, parameters numbered across both.
+
+    Hand-written because neither PyTorch nor Lightning combines two optimizers into one:
+    Lightning's automatic optimisation takes one optimizer per step and schedule.
+    """
+
+    def __init__(self, muon: torch.optim.Muon, adamw: torch.optim.AdamW) -> None:
+        self.parts = (muon, adamw)
+        super().__init__([group for part in self.parts for group in part.param_groups], {})
+        self._share_groups_and_state()
+
+    def _share_groups_and_state(self) -> None:
+        start = 0
+        for part in self.parts:
+            count = len(part.param_groups)
+            part.param_groups = self.param_groups[start : start + count]
+            part.state = self.state  # each writes only its own parameters' entries
+            start += count
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for part in self.parts:
+            part.step()
+        return loss
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)  # replaces the group dicts and the state
+        self._share_groups_and_state()
+
+
+def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer:
+    """AdamW, or Muon with AdamW, as `config.algorithm` says."""
+    return OPTIMIZERS[config.algorithm](model, config)
+
+
+def build_adamw(
+    model: nn.Module, config: OptimizerConfig, exclude: frozenset[int] = frozenset()
+) -> torch.optim.AdamW:
     device_type = next(model.parameters()).device.type
     implementation = resolve_implementation(config.implementation, device_type)
     return torch.optim.AdamW(
-        parameter_groups(model, config.weight_decay),
+        parameter_groups(model, config.weight_decay, exclude),
         lr=config.lr,
         betas=config.betas,
         eps=config.eps,
         **IMPLEMENTATIONS[implementation],
     )
+
+
+def build_muon(model: nn.Module, config: OptimizerConfig) -> MuonWithAdamW:
+    matrices = hidden_matrices(model)
+    muon = torch.optim.Muon(
+        [{"params": matrices, "name": MUON_GROUP}],
+        lr=config.muon_lr,
+        weight_decay=config.weight_decay,
+        momentum=config.muon_momentum,
+        adjust_lr_fn=config.muon_adjust_lr,
+    )
+    adamw = build_adamw(model, config, exclude=frozenset(id(p) for p in matrices))
+    return MuonWithAdamW(muon, adamw)
+
+
+OPTIMIZERS = {"adamw": build_adamw, "muon": build_muon}

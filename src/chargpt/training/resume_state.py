@@ -19,7 +19,7 @@ from chargpt.runs.checkpoint import CheckpointError
 from chargpt.training.callbacks.throughput import TrainingThroughput
 from chargpt.training.callbacks.throughput import state_problem as throughput_state_problem
 from chargpt.training.module import GPTLightningModule
-from chargpt.training.optim import build_optimizer
+from chargpt.training.optim import build_optimizer, group_state_keys
 
 RESUME_HINT = "resume from a checkpoint that run.py wrote for this run, or start a new run"
 
@@ -80,19 +80,27 @@ def _optimizer(checkpoint: dict, fresh: Fresh) -> str | None:
         or len(groups) != len(wanted_groups)
         or not isinstance(state, dict)
     ):
-        return f"the optimizer state is not AdamW's with {len(wanted_groups)} parameter groups"
+        return (
+            f"the optimizer state is not this {_algorithm(fresh)}'s with {len(wanted_groups)} "
+            "parameter groups"
+        )
     for group, wanted in zip(groups, wanted_groups, strict=True):
         problem = _group_problem(group, wanted)
         if problem is not None:
             return f"a parameter group {problem}"
-    parameters = [p for group in fresh.optimizer.param_groups for p in group["params"]]
+    parameters = [(p, g) for g in fresh.optimizer.param_groups for p in g["params"]]
     for index, values in state.items():
         if not isinstance(index, int) or not 0 <= index < len(parameters):
             return f"the optimizer state names parameter {index!r}, which this model lacks"
-        problem = _parameter_state(values, parameters[index])
+        parameter, group = parameters[index]
+        problem = _parameter_state(values, parameter, group_state_keys(group))
         if problem is not None:
             return f"the optimizer state of parameter {index} {problem}"
     return None
+
+
+def _algorithm(fresh: Fresh) -> str:
+    return type(fresh.optimizer).__name__
 
 
 # Settings that change what state the step reads (amsgrad needs max_exp_avg_sq); fused and
@@ -104,12 +112,12 @@ def _group_problem(group: object, wanted: dict) -> str | None:
     """A saved parameter group against a fresh optimizer's: its keys (an older PyTorch may
     have saved fewer: they get defaults), and values of the same kinds."""
     if not isinstance(group, dict) or "params" not in group or not set(group) <= set(wanted):
-        return "has other settings than this AdamW's"
+        return "has other settings than this optimizer's (was it another optimizer=?)"
     if group["params"] != wanted["params"]:
         return "holds other parameters than this model's"
     for key, value in wanted.items():
         if key in MUST_MATCH and group.get(key, value) != value:
-            return f"has {key}={group[key]!r}, but this AdamW has {value!r}"
+            return f"has {key}={group[key]!r}, but this optimizer has {value!r}"
         if key in group and not _alike(group[key], value):
             return f"has {key}={group[key]!r}, not a value like {value!r}"
     return None
@@ -129,16 +137,14 @@ def _alike(saved: object, fresh: object) -> bool:
     return type(saved) is type(fresh)
 
 
-ADAMW_STATE = {"step", "exp_avg", "exp_avg_sq"}
-
-
-def _parameter_state(values: object, parameter: Tensor) -> str | None:
-    if not isinstance(values, dict) or set(values) != ADAMW_STATE:
-        return f"does not hold exactly {', '.join(sorted(ADAMW_STATE))}"
-    step = values["step"]
-    if not (isinstance(step, Tensor) and step.numel() == 1 and step.dim() <= 1):
-        return "has a step that is not one number"
-    for name in ("exp_avg", "exp_avg_sq"):
+def _parameter_state(values: object, parameter: Tensor, keys: frozenset[str]) -> str | None:
+    if not isinstance(values, dict) or set(values) != keys:
+        return f"does not hold exactly {', '.join(sorted(keys))}"
+    if "step" in keys:
+        step = values["step"]
+        if not (isinstance(step, Tensor) and step.numel() == 1 and step.dim() <= 1):
+            return "has a step that is not one number"
+    for name in sorted(keys - {"step"}):
         value = values[name]
         if not _dense_like(value, parameter):
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__

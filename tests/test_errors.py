@@ -44,6 +44,8 @@ def one_line_error(args: list[str], cwd: Path | None = None) -> str:
         ("model.mlp=relu", "model.mlp='relu': must be one of"),
         ("model.norm_position=middle", "model.norm_position='middle': must be one of pre, post"),
         ("model.pos_encoding=rotary", "model.pos_encoding='rotary': must be one of"),
+        ("model.n_kv_head=3", "model.n_kv_head=3 does not divide model.n_head=4: choose one of"),
+        ("optimizer.algorithm=sgd", "optimizer.algorithm='sgd': must be one of adamw, muon"),
         ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
         ("data.batch_size=-4", "data.batch_size=-4: must be a positive integer"),
         ("trainer.max_steps=0", "trainer.max_steps=0: must be a positive number of steps"),

@@ -87,3 +87,44 @@ def test_a_crafted_training_state_is_one_clear_error(tmp_path, trained_checkpoin
     with pytest.raises(CheckpointError, match=r"its training state does not fit \(") as error:
         check_training_state(path, module)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def muon_checkpoint(tmp_path, trained_checkpoint, change=lambda c: None):
+    """The trained checkpoint as a Muon run would have saved it (one step of state)."""
+    from chargpt.training.optim import build_optimizer
+
+    checkpoint = torch.load(trained_checkpoint, weights_only=True)
+    checkpoint["hyper_parameters"]["optimizer"]["algorithm"] = "muon"
+    module = module_of(checkpoint)
+    optimizer = build_optimizer(module.model, module.optimizer_config)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, module.schedule.lr_factor)
+    for p in module.model.parameters():
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    schedule.step()
+    checkpoint["optimizer_states"] = [optimizer.state_dict()]
+    checkpoint["lr_schedulers"] = [schedule.state_dict()]
+    change(checkpoint)
+    path = tmp_path / "muon.ckpt"
+    torch.save(checkpoint, path)
+    return path, module
+
+
+def test_a_muon_checkpoint_passes_and_a_tampered_one_is_refused(tmp_path, trained_checkpoint):
+    check_training_state(*muon_checkpoint(tmp_path, trained_checkpoint))
+
+    def shrink_momentum(checkpoint):
+        states = checkpoint["optimizer_states"][0]["state"]
+        first = next(s for s in states.values() if "momentum_buffer" in s)
+        first["momentum_buffer"] = torch.zeros(1)
+
+    path, module = muon_checkpoint(tmp_path, trained_checkpoint, shrink_momentum)
+    with pytest.raises(CheckpointError, match="has momentum_buffer of shape \\(1,\\), not a dense"):
+        check_training_state(path, module)
+
+
+def test_an_adamw_checkpoint_does_not_resume_under_muon(tmp_path, trained_checkpoint):
+    checkpoint = torch.load(trained_checkpoint, weights_only=True)
+    checkpoint["hyper_parameters"]["optimizer"]["algorithm"] = "muon"
+    with pytest.raises(CheckpointError, match="not this MuonWithAdamW's with 3 parameter groups"):
+        check_training_state(trained_checkpoint, module_of(checkpoint))

@@ -12,7 +12,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from chargpt.analyze.report import COMPONENT_LABELS, MEMORY_LABELS, ConfigAnalysis, format_bytes
+from chargpt.analyze.report import COMPONENT_LABELS, MEMORY_LABELS, ConfigAnalysis
+from chargpt.cli import format_bytes
 from chargpt.model.parameters import COMPONENTS
 
 MIB = 2**20

@@ -12,7 +12,7 @@ from chargpt.analyze.estimates import (
     estimate_memory,
     kv_cache_bytes,
 )
-from chargpt.cli import Table, to_markdown
+from chargpt.cli import Table, format_bytes, to_markdown
 from chargpt.model import GPTConfig
 from chargpt.model.parameters import COMPONENTS
 
@@ -87,14 +87,6 @@ def analyze_config(
             t: estimate_memory(config, batch_size, t, precision, optimizer) for t in contexts
         },
     )
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]], note: str = "") -> Table:

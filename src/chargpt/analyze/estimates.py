@@ -4,12 +4,16 @@ Parameters are counted by `chargpt.model.parameters` on a model built on the met
 that no weights are allocated. Memory is estimated from a list of what the implementation keeps:
 
 - parameters, gradients and AdamW's two states (exp_avg, exp_avg_sq) are 4-byte fp32 numbers, also
-  under mixed precision, where autocast computes in 16 bits but the weights stay fp32;
+  under mixed precision, where autocast computes in 16 bits but the weights stay fp32; with
+  optimizer=muon the blocks' matrices keep one state (Muon's momentum) instead of two;
 - activations are the tensors the forward pass saves for the backward pass, tensor by tensor:
   per block the fp32 inputs of both norms and their per-token statistics (RMSNorm, composite in
   PyTorch, also keeps its normalised input), the input of every Linear, q, k and v, the attention
-  output, the log-sum-exp per head and token, the MLP's hidden activations (GELU: 2, SwiGLU: 4
-  tensors of the hidden width); then the final norm (pre-norm only), the head's input, the fp32
+  output, the log-sum-exp per head and token, the MLP's hidden activations (GELU and squared
+  ReLU: 2, SwiGLU: 4 tensors of the hidden width); peri's output norms; with qk_norm each head
+  norm's fp32 input, statistics and output; the rotated q and k (rope) and its cos/sin tables,
+  ALiBi's (1, nh, T, T) bias; k and v at n_kv_head heads (`attention_layer_bytes` says which
+  tensor each precision keeps); then the final norm (pre and peri), the head's input, the fp32
   log-probabilities of the loss, and the token ids and targets (int64). Linear inputs, q/k/v and
   hidden activations take `compute_bytes` (2 under bf16-mixed); norms, statistics and the loss
   stay fp32.

@@ -53,6 +53,7 @@ def checks(out: Path, data_dir: str | None, rehearse: bool) -> list[Check]:
         return [f"trainer.max_steps={3 if rehearse else n}"]
 
     small, compiled = out / "small", out / "small-compiled"
+    rope, alibi = out / "variants-rope-muon", out / "variants-alibi"
     ddp, baby = out / "ddp-1", out / "baby_gpt-300"
     device = "cpu" if rehearse else "cuda"
     baby_rehearsal = [*cpu, "compile=false", "model.block_size=32", "data.batch_size=4"]
@@ -86,6 +87,39 @@ def checks(out: Path, data_dir: str | None, rehearse: bool) -> list[Check]:
                 "num_samples=4",
                 f"max_new_tokens={20 if rehearse else 300}",
             ],
+        ),
+        Check(
+            "variants: rope, qk_norm, gqa, peri, relu2, muon",
+            [
+                "run.py",
+                "trainer=gpu",
+                "model.pos_encoding=rope",
+                "model.qk_norm=true",
+                "model.n_kv_head=2",
+                "model.norm_position=peri",
+                "model.mlp=relu2",
+                "optimizer=muon",
+                *steps(100),
+                *quiet,
+                *shrink,
+                f"hydra.run.dir={rope}",
+            ],
+            rope,
+        ),
+        Check(
+            "variants: alibi, gqa, deepnorm",
+            [
+                "run.py",
+                "trainer=gpu",
+                "model.pos_encoding=alibi",
+                "model.n_kv_head=2",
+                "model.norm_position=deepnorm",
+                *steps(100),
+                *quiet,
+                *shrink,
+                f"hydra.run.dir={alibi}",
+            ],
+            alibi,
         ),
         Check(
             "trainer=ddp devices=1",

@@ -121,6 +121,8 @@ def test_the_gpu_check_rehearses_every_path_on_the_cpu(tmp_path, shared_data_dir
         "trainer=gpu",
         "trainer=gpu compiled",
         "sample bf16",
+        "variants: rope, qk_norm, gqa, peri, relu2, muon",
+        "variants: alibi, gqa, deepnorm",
         "trainer=ddp devices=1",
         "experiment=baby_gpt, 300 steps",
         "bench trainer=gpu medium",
@@ -144,6 +146,12 @@ def test_the_gpu_check_runs_the_paths_it_promises():
         "hydra.run.dir=OUT/small-compiled",
         "python -m chargpt.sample ckpt=OUT/small/checkpoints/best.ckpt device=cuda "
         "dtype=bfloat16 num_samples=4 max_new_tokens=300",
+        "python run.py trainer=gpu model.pos_encoding=rope model.qk_norm=true model.n_kv_head=2 "
+        "model.norm_position=peri model.mlp=relu2 optimizer=muon trainer.max_steps=100 logger=csv "
+        "hydra.run.dir=OUT/variants-rope-muon",
+        "python run.py trainer=gpu model.pos_encoding=alibi model.n_kv_head=2 "
+        "model.norm_position=deepnorm trainer.max_steps=100 logger=csv "
+        "hydra.run.dir=OUT/variants-alibi",
         "python run.py trainer=ddp trainer.devices=1 trainer.max_steps=100 logger=csv "
         "hydra.run.dir=OUT/ddp-1",
         "python run.py experiment=baby_gpt trainer.max_steps=300 scheduler.decay_steps=5000 "

@@ -49,8 +49,18 @@ def test_variants_are_measured_side_by_side_with_their_kv_cache(tmp_path, capsys
 
 @pytest.mark.parametrize(
     ("variant", "message"),
-    [("n_kv_head", "--variant 'n_kv_head': must be KEY=VALUE"), ("n_kv_head=3", "n_kv_head=3")],
+    [
+        ("n_kv_head", "--variant 'n_kv_head': must be KEY=VALUE"),
+        ("n_kv_head=3", "n_kv_head=3"),
+        ("foo=1", "'foo' is not a model setting a variant may change"),
+        ("vocab_size=5", "'vocab_size' is not a model setting a variant may change"),
+    ],
 )
 def test_bad_variants_are_named(variant, message):
     with pytest.raises(ValueError, match=message):
         main(["--size", "tiny", "--variant", variant, "--new-tokens", "2", "--repeats", "1"])
+
+
+def test_a_variant_named_twice_is_refused():
+    with pytest.raises(ValueError, match="names a variant twice"):
+        main(["--size", "tiny", "--variant", "qk_norm=true", "--variant", "qk_norm=true"])

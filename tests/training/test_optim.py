@@ -215,3 +215,16 @@ def test_muon_state_round_trip_continues_like_the_uninterrupted_optimizer():
     pairs = zip(unbroken[0].state_dict().items(), resumed[0].state_dict().values(), strict=True)
     for (name, a), b in pairs:
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_a_muon_state_saved_without_a_newer_setting_loads_and_steps():
+    """A group saved by an older PyTorch lacks settings a newer one added: they get defaults."""
+    model = muon_model()
+    optimizer = build_optimizer(model, OptimizerConfig(algorithm="muon"))
+    state = optimizer.state_dict()
+    for group in state["param_groups"]:
+        group.pop("foreach" if group["name"] != "muon" else "nesterov")
+    optimizer.load_state_dict(state)
+    model(*torch.randint(0, 11, (2, 2, 8)))[1].backward()
+    optimizer.step()
+    assert optimizer.parts[0].param_groups[0]["nesterov"] is True

@@ -123,6 +123,23 @@ def test_a_muon_checkpoint_passes_and_a_tampered_one_is_refused(tmp_path, traine
         check_training_state(path, module)
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ns_steps", 5.0, "has ns_steps=5.0, not a value like 5"),
+        ("ns_steps", 100, "has ns_steps=100, but this optimizer has 5"),
+        ("adjust_lr_fn", "bogus", "has adjust_lr_fn='bogus', but this optimizer has 'original'"),
+    ],
+)
+def test_crafted_muon_settings_are_refused(tmp_path, trained_checkpoint, key, value, message):
+    def craft(checkpoint):
+        checkpoint["optimizer_states"][0]["param_groups"][0][key] = value  # Muon's group
+
+    path, module = muon_checkpoint(tmp_path, trained_checkpoint, craft)
+    with pytest.raises(CheckpointError, match=message):
+        check_training_state(path, module)
+
+
 def test_an_adamw_checkpoint_does_not_resume_under_muon(tmp_path, trained_checkpoint):
     checkpoint = torch.load(trained_checkpoint, weights_only=True)
     checkpoint["hyper_parameters"]["optimizer"]["algorithm"] = "muon"

@@ -20,7 +20,7 @@ import json
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -181,13 +181,24 @@ def variant_settings(text: str) -> dict[str, object]:
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items or not all("=" in item for item in items):
         raise SettingError(f"--variant {text!r}: must be KEY=VALUE[,KEY=VALUE...]")
-    return dict(OmegaConf.to_container(OmegaConf.from_dotlist(items)))
+    settings = dict(OmegaConf.to_container(OmegaConf.from_dotlist(items)))
+    allowed = {f.name for f in fields(GPTConfig)} - {"vocab_size", "block_size"}
+    for key in settings:
+        if key not in allowed:
+            raise SettingError(
+                f"--variant {text!r}: {key!r} is not a model setting a variant may change "
+                f"(one of {', '.join(sorted(allowed))}; --vocab-size and --block-size are "
+                "shared by all)"
+            )
+    return settings
 
 
 def build_models(args: argparse.Namespace) -> dict[str, GPT]:
     """One randomly initialised model per variant (the preset alone without --variant)."""
     base = dict(vocab_size=args.vocab_size, block_size=args.block_size) | load_preset(args.size)
     models = {}
+    if args.variant and len(set(args.variant)) < len(args.variant):
+        raise SettingError(f"--variant: {args.variant} names a variant twice")
     for text in args.variant or [""]:
         settings = variant_settings(text) if text else {}
         torch.manual_seed(0)

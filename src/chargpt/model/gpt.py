@@ -460,7 +460,7 @@ class GPT(nn.Module):
                 nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
         if config.tie_weights:
             self.head.weight = self.token_embedding.weight
-        # The private forms: torch 2.4, the oldest this project supports, has no public ones.
+        # The private forms, kept from when torch 2.4 (which has no public ones) was supported.
         self._register_state_dict_hook(_save_under_saved_names)
         self._register_load_state_dict_pre_hook(_load_from_saved_names)
 

@@ -39,7 +39,8 @@ MUON_LR_ADJUSTMENTS = ("original", "match_rms_adamw")
 class OptimizerConfig:
     """`algorithm` adamw: AdamW for every parameter. muon: torch.optim.Muon for the 2-D matrices
     of the blocks (attention and MLP weights) at `muon_lr`, and AdamW at `lr` for the rest
-    (embeddings, head, norms, biases); `weight_decay` applies to both."""
+    (embeddings, head, norms, biases); `weight_decay` applies to both, decoupled and scaled by
+    each part's own rate (Muon's per-step decay is muon_lr·weight_decay)."""
 
     lr: float = 2e-3
     weight_decay: float = 0.1
@@ -239,6 +240,12 @@ class MuonWithAdamW(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)  # replaces the group dicts and the state
         self._share_groups_and_state()
+        # A group saved by an older PyTorch may lack a setting a newer one added; AdamW's own
+        # __setstate__ fills such gaps, the base Optimizer's does not.
+        for part in self.parts:
+            for group in part.param_groups:
+                for key, value in part.defaults.items():
+                    group.setdefault(key, value)
 
 
 def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer:

@@ -105,7 +105,18 @@ def _algorithm(fresh: Fresh) -> str:
 
 # Settings that change what state the step reads (amsgrad needs max_exp_avg_sq); fused and
 # foreach may differ: they change the kernel, not the state.
-MUST_MATCH = ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay")
+MUST_MATCH = (
+    "amsgrad",
+    "maximize",
+    "capturable",
+    "differentiable",
+    "decoupled_weight_decay",
+    # Muon's: how many Newton-Schulz steps, with which coefficients, how the rate is adjusted.
+    "ns_steps",
+    "ns_coefficients",
+    "adjust_lr_fn",
+    "nesterov",
+)
 
 
 def _group_problem(group: object, wanted: dict) -> str | None:
@@ -126,6 +137,8 @@ def _group_problem(group: object, wanted: dict) -> str | None:
 def _alike(saved: object, fresh: object) -> bool:
     if isinstance(fresh, bool) or fresh is None:
         return saved is fresh or (isinstance(saved, bool) and fresh is not None)
+    if isinstance(fresh, numbers.Integral):
+        return isinstance(saved, numbers.Integral) and not isinstance(saved, bool)
     if isinstance(fresh, numbers.Real):
         return isinstance(saved, numbers.Real) and not isinstance(saved, bool)
     if isinstance(fresh, tuple | list):

@@ -48,7 +48,7 @@ class OptimizerConfig:
     eps: float = 1e-8
     implementation: str = "auto"
     algorithm: str = "adamw"
-    muon_lr: float = 0.02
+    muon_lr: float = 0.05
     muon_momentum: float = 0.95
     # Muon's update scale per matrix shape (A, B): "original" (Keller Jordan's) sqrt(max(1, A/B));
     # "match_rms_adamw" (Moonshot's) 0.2·sqrt(max(A, B)), which matches AdamW's update size.

@@ -360,3 +360,41 @@ def test_check_device():
         check_device("cuda:x")
     with pytest.raises(DeviceError, match="device=cuda:99: PyTorch sees"):
         check_device("cuda:99")
+
+
+VARIANTS = [
+    dict(pos_encoding="rope", qk_norm=True),
+    dict(pos_encoding="alibi", n_kv_head=1),
+    dict(pos_encoding="none", norm_position="deepnorm"),
+    dict(norm_position="peri", mlp="relu2", n_kv_head=2, n_head=4),
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_a_checkpoint_records_its_variant_and_sampling_rebuilds_it(tmp_path, variant):
+    from chargpt.data.tokenizer import CharTokenizer
+    from chargpt.model.sampling import SamplingConfig, generate_text
+
+    tokenizer = CharTokenizer(sorted(set(PLAY)))
+    model = dict(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=2, n_head=2, d_model=16)
+    module = GPTLightningModule(
+        model=model | variant,
+        optimizer={"algorithm": "muon"},
+        scheduler=dict(decay_steps=5),
+        tokenizer=tokenizer.to_dict(),
+    )
+    path = tmp_path / "variant.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    loaded, loaded_tokenizer = load_checkpoint(path)
+    assert loaded.config == module.model_config
+    for key, value in variant.items():
+        assert getattr(loaded.config, key) == value
+    for (name, saved), rebuilt in zip(
+        module.model.state_dict().items(), loaded.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(saved, rebuilt, msg=name)
+    sampling = SamplingConfig(prompt="A", max_new_tokens=30, seed=1)  # past block_size 16
+    module.model.eval()
+    assert generate_text(loaded, loaded_tokenizer, sampling) == generate_text(
+        module.model, tokenizer, sampling
+    )

@@ -31,6 +31,40 @@ TINY = [
 ]
 
 
+# A short run whose halves resume into the unbroken run: one schedule, validation and logs at
+# every step that matters, deterministic kernels.
+RESUMABLE = [
+    "model/size=tiny",
+    "model.block_size=16",
+    "model.dropout=0.1",  # dropout draws random numbers: their state must be restored too
+    "data.batch_size=8",
+    "scheduler.decay_steps=12",  # one schedule for both halves and the unbroken run
+    "trainer.val_every_n_steps=6",
+    "trainer.limit_val_batches=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.deterministic=true",
+    "callbacks.sample.max_new_tokens=10",
+    "test_after_training=false",
+]
+# The newer model variants (issue 14), each alone, then together: GPTConfig keyword arguments.
+NEWER_VARIANTS = [
+    dict(pos_encoding="rope"),
+    dict(pos_encoding="alibi"),
+    dict(pos_encoding="none"),
+    dict(qk_norm=True),
+    dict(n_kv_head=1),
+    dict(norm_position="peri"),
+    dict(norm_position="deepnorm"),
+    dict(mlp="relu2"),
+    dict(pos_encoding="rope", qk_norm=True, n_kv_head=1, norm_position="peri", mlp="relu2"),
+    dict(pos_encoding="alibi", qk_norm=True, norm_position="deepnorm", norm="rmsnorm"),
+]
+
+
+def variant_id(variant: dict) -> str:
+    return "-".join(f"{key}={value}" for key, value in variant.items())
+
+
 def run_env(full_error: bool) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("HYDRA_FULL_ERROR", None)

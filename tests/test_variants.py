@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 import torch
+from helpers import RESUMABLE
 
 from chargpt.model import GPT, GPTConfig
 from chargpt.model.config import MLPS, NORM_POSITIONS, POS_ENCODINGS
@@ -64,8 +65,7 @@ def test_every_combination_trains_and_samples(
 
 
 VARIANT_RUN = [
-    "model/size=tiny",
-    "model.block_size=16",
+    *RESUMABLE,
     "model.pos_encoding=rope",
     "model.qk_norm=true",
     "model.n_kv_head=2",
@@ -73,14 +73,6 @@ VARIANT_RUN = [
     "model.mlp=relu2",
     "optimizer=muon",
     "optimizer.muon_lr=0.03",
-    "data.batch_size=8",
-    "scheduler.decay_steps=12",  # one schedule for both halves and the unbroken run
-    "trainer.val_every_n_steps=6",
-    "trainer.limit_val_batches=2",
-    "trainer.log_every_n_steps=1",
-    "trainer.deterministic=true",
-    "callbacks.sample.max_new_tokens=10",
-    "test_after_training=false",
     "logger=csv",
 ]
 

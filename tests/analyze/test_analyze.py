@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import NEWER_VARIANTS
 from omegaconf import OmegaConf
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -107,15 +108,8 @@ def test_activation_estimate_equals_the_saved_tensors(
 
 
 NEW_VARIANTS = [
-    dict(pos_encoding="rope"),
-    dict(pos_encoding="alibi"),
-    dict(pos_encoding="none"),
-    dict(qk_norm=True),
-    dict(n_kv_head=1),
-    dict(norm_position="peri"),
+    *NEWER_VARIANTS,
     dict(norm_position="peri", norm="rmsnorm"),
-    dict(norm_position="deepnorm"),
-    dict(mlp="relu2"),
     dict(pos_encoding="rope", qk_norm=True, n_kv_head=1),
     dict(pos_encoding="alibi", qk_norm=True, n_kv_head=1, norm_position="peri", mlp="relu2"),
 ]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import NEWER_VARIANTS, variant_id
 from omegaconf import OmegaConf
 
 from chargpt.model import GPT, GPTConfig
@@ -15,20 +16,8 @@ VARIANTS = list(
         ("pre", "post"), ("layernorm", "rmsnorm"), ("gelu", "swiglu"), ("learned", "sinusoidal")
     )
 )
-# The variants of issue 14, each alone, then together; as keyword arguments of GPTConfig.
-NEW_VARIANTS = [
-    dict(pos_encoding="rope"),
-    dict(pos_encoding="alibi"),
-    dict(pos_encoding="none"),
-    dict(qk_norm=True),
-    dict(n_kv_head=1),
-    dict(norm_position="peri"),
-    dict(norm_position="deepnorm"),
-    dict(mlp="relu2"),
-    dict(pos_encoding="rope", qk_norm=True, n_kv_head=1, norm_position="peri", mlp="relu2"),
-    dict(pos_encoding="alibi", qk_norm=True, norm_position="deepnorm", norm="rmsnorm"),
-]
-NEW_IDS = ["-".join(f"{k}={v}" for k, v in variant.items()) for variant in NEW_VARIANTS]
+NEW_VARIANTS = NEWER_VARIANTS
+NEW_IDS = [variant_id(v) for v in NEW_VARIANTS]
 
 
 def tiny_config(**overrides) -> GPTConfig:

@@ -15,7 +15,17 @@ import pytest
 import torch
 import yaml
 from conftest import PLAY
-from helpers import PROJECT_ROOT, TINY, csv_metric, run, run_env, start, wait_for, wandb_summary
+from helpers import (
+    PROJECT_ROOT,
+    RESUMABLE,
+    TINY,
+    csv_metric,
+    run,
+    run_env,
+    start,
+    wait_for,
+    wandb_summary,
+)
 
 from chargpt.model.parameters import training_flops_per_token
 from chargpt.runs.checkpoint import load_checkpoint
@@ -81,21 +91,6 @@ def test_bad_resume_is_one_line_and_leaves_the_run_untouched(tmp_path, play_file
     result = run(["ckpt_path=nowhere/last.ckpt"], cwd=tmp_path, check=False, full_error=False)
     assert result.returncode != 0
     assert result.stderr.strip() == "error: ckpt_path=nowhere/last.ckpt: no such checkpoint file"
-
-
-RESUMABLE = [
-    "model/size=tiny",
-    "model.block_size=16",
-    "model.dropout=0.1",  # dropout draws random numbers: their state must be restored too
-    "data.batch_size=8",
-    "scheduler.decay_steps=12",  # one schedule for both halves and the unbroken run
-    "trainer.val_every_n_steps=6",
-    "trainer.limit_val_batches=2",
-    "trainer.log_every_n_steps=1",
-    "trainer.deterministic=true",
-    "callbacks.sample.max_new_tokens=10",
-    "test_after_training=false",
-]
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path, play_file):

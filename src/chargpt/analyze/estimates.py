@@ -272,7 +272,7 @@ def attention_layer_bytes(
         saved += (queries + keys) * low
     if config.pos_encoding == "rope" and low < FP32_BYTES:
         saved += 2 * context * config.head_size * low  # cos and sin cast to bf16, per layer
-    if config.pos_encoding == "alibi" and not (cast or low == FP32_BYTES):
+    if config.pos_encoding == "alibi" and not attends_in_fp32(precision):
         saved += alibi_bias_elements(config, context) * low  # the bias cast to bf16, per layer
     return saved
 
@@ -280,13 +280,16 @@ def attention_layer_bytes(
 def attention_shared_bytes(config: GPTConfig, context: int, precision: Precision) -> int:
     """What every layer's attention shares, saved once: the fp32 rotary tables (whole
     buffers: the layers see slices of them), ALiBi's fp32 bias."""
-    low = precision.compute_bytes
-    fp32_attention = precision.fp32_attention or low == FP32_BYTES
-    if config.pos_encoding == "rope" and low == FP32_BYTES:
+    if config.pos_encoding == "rope" and precision.compute_bytes == FP32_BYTES:
         return 2 * config.block_size * config.head_size * FP32_BYTES
-    if config.pos_encoding == "alibi" and fp32_attention:
+    if config.pos_encoding == "alibi" and attends_in_fp32(precision):
         return alibi_bias_elements(config, context) * FP32_BYTES
     return 0
+
+
+def attends_in_fp32(precision: Precision) -> bool:
+    """Whether SDPA runs in fp32: fp32 training, or bf16 on a CPU (`model.gpt.attend`)."""
+    return precision.fp32_attention or precision.compute_bytes == FP32_BYTES
 
 
 def alibi_bias_elements(config: GPTConfig, context: int) -> int:
